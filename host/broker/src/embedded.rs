@@ -1,0 +1,354 @@
+//! The embedded backend: SQLite (WAL) through sqlx, for a single conserver process
+//! without Redis. Lists are rows ordered by position; every move is one SQL
+//! statement or one transaction, so a crash never loses or duplicates an entry.
+//! Waiting poppers are woken by pushes from this process and poll every 250 ms for
+//! pushes from others (the CLI importing into the same file).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use conserver_core::DlqReason;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::Notify;
+
+use crate::error::SqliteContext;
+use crate::{Broker, BrokerError, Popped, Popper, Result, Ttl, dlq_list, processing_list};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS list_items (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    list TEXT    NOT NULL,
+    pos  INTEGER NOT NULL,
+    item TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS list_items_by_pos ON list_items (list, pos);
+CREATE TABLE IF NOT EXISTS vcons (
+    uuid       TEXT PRIMARY KEY,
+    doc        TEXT NOT NULL,
+    expires_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS dlq_reasons (
+    list   TEXT NOT NULL,
+    uuid   TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (list, uuid)
+);
+"#;
+
+/// How often a waiting popper re-checks for entries pushed by another process.
+const POLL: Duration = Duration::from_millis(250);
+
+/// SQLite-backed broker, the default without `REDIS_URL`.
+#[derive(Clone)]
+pub struct EmbeddedBroker {
+    pool: SqlitePool,
+    pushed: Arc<Notify>,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn secs(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl EmbeddedBroker {
+    /// Open (creating if needed) the store in directory `dir`.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| BrokerError::Sqlite {
+            operation: "create data directory",
+            source: sqlx::Error::Io(e),
+        })?;
+        let url = format!("sqlite://{}", dir.join("broker.sqlite3").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .op("parse path")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.op("open")?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.op("create schema")?;
+        Ok(Self { pool, pushed: Arc::new(Notify::new()) })
+    }
+
+    /// Move the head of `list` to the tail of `processing`, in one statement.
+    async fn move_head(&self, list: &str, processing: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "UPDATE list_items
+                SET list = ?1, pos = (SELECT COALESCE(MAX(pos), 0) + 1 FROM list_items WHERE list = ?1)
+              WHERE id = (SELECT id FROM list_items WHERE list = ?2 ORDER BY pos LIMIT 1)
+          RETURNING item",
+        )
+        .bind(processing)
+        .bind(list)
+        .fetch_optional(&self.pool)
+        .await
+        .op("move to processing")?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    async fn remove_one(&self, list: &str, item: &str) -> Result<()> {
+        sqlx::query("DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)")
+            .bind(list)
+            .bind(item)
+            .execute(&self.pool)
+            .await
+            .op("remove from list")?;
+        Ok(())
+    }
+
+    async fn pop_end(&self, list: &str, order: &'static str) -> Result<Option<String>> {
+        let sql = format!(
+            "DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 ORDER BY pos {order} LIMIT 1) RETURNING item"
+        );
+        let row = sqlx::query(&sql).bind(list).fetch_optional(&self.pool).await.op("pop")?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+}
+
+#[async_trait]
+impl Broker for EmbeddedBroker {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn push(&self, list: &str, uuids: &[String]) -> Result<()> {
+        if uuids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.op("begin push")?;
+        for uuid in uuids {
+            sqlx::query(
+                "INSERT INTO list_items (list, pos, item)
+                 SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
+            )
+            .bind(list)
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await
+            .op("push")?;
+        }
+        tx.commit().await.op("commit push")?;
+        self.pushed.notify_waiters();
+        Ok(())
+    }
+
+    async fn push_front(&self, list: &str, uuid: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO list_items (list, pos, item)
+             SELECT ?1, COALESCE(MIN(pos), 0) - 1, ?2 FROM list_items WHERE list = ?1",
+        )
+        .bind(list)
+        .bind(uuid)
+        .execute(&self.pool)
+        .await
+        .op("push front")?;
+        self.pushed.notify_waiters();
+        Ok(())
+    }
+
+    async fn pop_front(&self, list: &str) -> Result<Option<String>> {
+        self.pop_end(list, "ASC").await
+    }
+
+    async fn pop_back(&self, list: &str) -> Result<Option<String>> {
+        self.pop_end(list, "DESC").await
+    }
+
+    async fn len(&self, list: &str) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM list_items WHERE list = ?1")
+            .bind(list)
+            .fetch_one(&self.pool)
+            .await
+            .op("length")?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn range(&self, list: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT item FROM list_items WHERE list = ?1 ORDER BY pos")
+            .bind(list)
+            .fetch_all(&self.pool)
+            .await
+            .op("range")
+    }
+
+    async fn popper(&self, worker: &str) -> Result<Box<dyn Popper>> {
+        Ok(Box::new(EmbeddedPopper { broker: self.clone(), worker: worker.to_string(), next: AtomicUsize::new(0) }))
+    }
+
+    async fn ack(&self, worker: &str, item: &Popped) -> Result<()> {
+        self.remove_one(&processing_list(&item.list, worker), &item.uuid).await
+    }
+
+    async fn requeue(&self, worker: &str, item: &Popped) -> Result<()> {
+        let processing = processing_list(&item.list, worker);
+        let mut tx = self.pool.begin().await.op("begin requeue")?;
+        sqlx::query("DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)")
+            .bind(&processing)
+            .bind(&item.uuid)
+            .execute(&mut *tx)
+            .await
+            .op("requeue remove")?;
+        sqlx::query(
+            "INSERT INTO list_items (list, pos, item)
+             SELECT ?1, COALESCE(MIN(pos), 0) - 1, ?2 FROM list_items WHERE list = ?1",
+        )
+        .bind(&item.list)
+        .bind(&item.uuid)
+        .execute(&mut *tx)
+        .await
+        .op("requeue push")?;
+        tx.commit().await.op("commit requeue")?;
+        self.pushed.notify_waiters();
+        Ok(())
+    }
+
+    async fn get_vcon(&self, uuid: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+            .bind(uuid)
+            .bind(now_secs())
+            .fetch_optional(&self.pool)
+            .await
+            .op("get vcon")
+    }
+
+    async fn put_vcon(&self, uuid: &str, json: &str, ttl: Ttl) -> Result<()> {
+        let now = now_secs();
+        let query = match ttl {
+            // Keep a live TTL; an expired row counts as absent, so it gets none.
+            Ttl::Keep => sqlx::query(
+                "INSERT INTO vcons (uuid, doc, expires_at) VALUES (?1, ?2, NULL)
+                 ON CONFLICT (uuid) DO UPDATE SET doc = excluded.doc,
+                   expires_at = CASE WHEN vcons.expires_at > ?3 THEN vcons.expires_at ELSE NULL END",
+            )
+            .bind(uuid)
+            .bind(json)
+            .bind(now),
+            Ttl::Secs(ttl) => sqlx::query(
+                "INSERT INTO vcons (uuid, doc, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (uuid) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at",
+            )
+            .bind(uuid)
+            .bind(json)
+            .bind(if ttl == 0 { None } else { Some(now.saturating_add(secs(ttl))) }),
+        };
+        query.execute(&self.pool).await.op("put vcon")?;
+        Ok(())
+    }
+
+    async fn delete_vcon(&self, uuid: &str) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+            .bind(uuid)
+            .bind(now_secs())
+            .execute(&self.pool)
+            .await
+            .op("delete vcon")?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn expire_vcon(&self, uuid: &str, ttl: u64) -> Result<()> {
+        let expires_at = if ttl == 0 { None } else { Some(now_secs().saturating_add(secs(ttl))) };
+        sqlx::query("UPDATE vcons SET expires_at = ?2 WHERE uuid = ?1")
+            .bind(uuid)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .op("expire vcon")?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, ingress: &str, mut reason: DlqReason, expiry_secs: u64) -> Result<()> {
+        let list = dlq_list(ingress);
+        let mut tx = self.pool.begin().await.op("begin dead-letter")?;
+        let previous: Option<String> = sqlx::query_scalar("SELECT reason FROM dlq_reasons WHERE list = ?1 AND uuid = ?2")
+            .bind(&list)
+            .bind(&reason.uuid)
+            .fetch_optional(&mut *tx)
+            .await
+            .op("read dlq reason")?;
+        reason.attempts = previous
+            .and_then(|text| serde_json::from_str::<DlqReason>(&text).ok())
+            .map_or(0, |r| r.attempts)
+            + 1;
+        let text = serde_json::to_string(&reason).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO list_items (list, pos, item)
+             SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
+        )
+        .bind(&list)
+        .bind(&reason.uuid)
+        .execute(&mut *tx)
+        .await
+        .op("push dlq")?;
+        sqlx::query("INSERT INTO dlq_reasons (list, uuid, reason) VALUES (?1, ?2, ?3) ON CONFLICT (list, uuid) DO UPDATE SET reason = excluded.reason")
+            .bind(&list)
+            .bind(&reason.uuid)
+            .bind(&text)
+            .execute(&mut *tx)
+            .await
+            .op("record dlq reason")?;
+        if expiry_secs > 0 {
+            sqlx::query("UPDATE vcons SET expires_at = ?2 WHERE uuid = ?1")
+                .bind(&reason.uuid)
+                .bind(now_secs().saturating_add(secs(expiry_secs)))
+                .execute(&mut *tx)
+                .await
+                .op("expire dead-lettered vcon")?;
+        }
+        tx.commit().await.op("commit dead-letter")
+    }
+
+    async fn dlq_reasons(&self, ingress: &str) -> Result<Vec<DlqReason>> {
+        let list = dlq_list(ingress);
+        let texts: Vec<String> = sqlx::query_scalar(
+            "SELECT r.reason FROM list_items l JOIN dlq_reasons r ON r.list = l.list AND r.uuid = l.item
+              WHERE l.list = ?1 ORDER BY l.pos",
+        )
+        .bind(&list)
+        .fetch_all(&self.pool)
+        .await
+        .op("read dlq reasons")?;
+        Ok(texts.iter().filter_map(|t| serde_json::from_str(t).ok()).collect())
+    }
+}
+
+/// Round-robin mover for the embedded backend.
+struct EmbeddedPopper {
+    broker: EmbeddedBroker,
+    worker: String,
+    next: AtomicUsize,
+}
+
+#[async_trait]
+impl Popper for EmbeddedPopper {
+    async fn pop(&mut self, lists: &[String], wait: Duration) -> Result<Option<Popped>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register interest before looking, so a push in between still wakes us.
+            let pushed = self.broker.pushed.clone();
+            let notified = pushed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !lists.is_empty() {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                for offset in 0..lists.len() {
+                    let list = &lists[(start + offset) % lists.len()];
+                    if let Some(uuid) = self.broker.move_head(list, &processing_list(list, &self.worker)).await? {
+                        return Ok(Some(Popped { list: list.clone(), uuid }));
+                    }
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout(POLL.min(deadline - now), notified).await;
+        }
+    }
+}

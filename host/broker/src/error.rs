@@ -1,0 +1,58 @@
+//! Broker errors, with whether a retry may help.
+
+/// A broker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Redis refused or the connection failed.
+    #[error("redis {operation} failed: {source} (check REDIS_URL and that Redis is running)")]
+    Redis {
+        /// What was being done.
+        operation: &'static str,
+        /// The client error.
+        source: redis::RedisError,
+    },
+    /// The embedded SQLite store failed.
+    #[error("embedded broker {operation} failed: {source} (check CONSERVER_DATA_DIR is writable)")]
+    Sqlite {
+        /// What was being done.
+        operation: &'static str,
+        /// The driver error.
+        source: sqlx::Error,
+    },
+    /// Stored data is not what the broker wrote.
+    #[error("broker data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl BrokerError {
+    /// Whether retrying the operation may succeed (connection trouble, timeouts).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Redis { source, .. } => {
+                source.is_io_error() || source.is_connection_dropped() || source.is_timeout() || source.is_connection_refusal()
+            }
+            Self::Sqlite { source, .. } => matches!(source, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)),
+            Self::Corrupt(_) => false,
+        }
+    }
+}
+
+pub(crate) trait RedisContext<T> {
+    fn op(self, operation: &'static str) -> Result<T, BrokerError>;
+}
+
+impl<T> RedisContext<T> for Result<T, redis::RedisError> {
+    fn op(self, operation: &'static str) -> Result<T, BrokerError> {
+        self.map_err(|source| BrokerError::Redis { operation, source })
+    }
+}
+
+pub(crate) trait SqliteContext<T> {
+    fn op(self, operation: &'static str) -> Result<T, BrokerError>;
+}
+
+impl<T> SqliteContext<T> for Result<T, sqlx::Error> {
+    fn op(self, operation: &'static str) -> Result<T, BrokerError> {
+        self.map_err(|source| BrokerError::Sqlite { operation, source })
+    }
+}

@@ -1,0 +1,100 @@
+//! The broker: ingress/egress lists, per-worker processing lists, the vCon document
+//! cache and the dead-letter queue, behind one [`Broker`] trait with two backends:
+//!
+//! * [`RedisBroker`] (`REDIS_URL`): the Python conserver's key layout, so other
+//!   producers (`RPUSH incoming <uuid>`) and tools keep working;
+//! * [`EmbeddedBroker`]: SQLite through sqlx under `CONSERVER_DATA_DIR`, the default
+//!   when no Redis is configured, for a single process.
+//!
+//! Reliable consumption: [`Popper::pop`] atomically moves a uuid from the head of an
+//! ingress list to the worker's processing list for that list; the pipeline
+//! [`Broker::ack`]s it when done or [`Broker::requeue`]s it to the head of its list.
+
+mod embedded;
+mod error;
+mod keys;
+mod redis_backend;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use conserver_core::DlqReason;
+
+pub use embedded::EmbeddedBroker;
+pub use error::BrokerError;
+pub use keys::{dlq_list, dlq_reasons_key, processing_list, vcon_key};
+pub use redis_backend::RedisBroker;
+
+/// Result of broker operations.
+pub type Result<T> = std::result::Result<T, BrokerError>;
+
+/// A uuid taken from an ingress list, now held in a processing list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Popped {
+    /// The ingress list it came from.
+    pub list: String,
+    /// The uuid.
+    pub uuid: String,
+}
+
+/// How a vCon write treats the document's time to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Keep whatever TTL the key has (none for a new key).
+    Keep,
+    /// Set the TTL to this many seconds (0 means no expiry).
+    Secs(u64),
+}
+
+/// The broker operations the API and the pipeline need.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// `redis` or `embedded`.
+    fn backend(&self) -> &'static str;
+
+    /// Append uuids to the tail of `list` (RPUSH), in order.
+    async fn push(&self, list: &str, uuids: &[String]) -> Result<()>;
+    /// Put a uuid back at the head of `list` (LPUSH).
+    async fn push_front(&self, list: &str, uuid: &str) -> Result<()>;
+    /// Remove and return the head of `list` (LPOP).
+    async fn pop_front(&self, list: &str) -> Result<Option<String>>;
+    /// Remove and return the tail of `list` (RPOP).
+    async fn pop_back(&self, list: &str) -> Result<Option<String>>;
+    /// Number of entries in `list`.
+    async fn len(&self, list: &str) -> Result<u64>;
+    /// Every entry of `list`, head first.
+    async fn range(&self, list: &str) -> Result<Vec<String>>;
+
+    /// A consumer that takes uuids reliably for `worker` (one per dispatcher; it may
+    /// hold its own connection).
+    async fn popper(&self, worker: &str) -> Result<Box<dyn Popper>>;
+    /// Forget a finished item: remove it from the worker's processing list.
+    async fn ack(&self, worker: &str, item: &Popped) -> Result<()>;
+    /// Return an unfinished item to the head of its ingress list, atomically.
+    async fn requeue(&self, worker: &str, item: &Popped) -> Result<()>;
+
+    /// The vCon document `vcon:{uuid}`, if present.
+    async fn get_vcon(&self, uuid: &str) -> Result<Option<String>>;
+    /// Write the vCon document.
+    async fn put_vcon(&self, uuid: &str, json: &str, ttl: Ttl) -> Result<()>;
+    /// Delete the vCon document; whether it existed.
+    async fn delete_vcon(&self, uuid: &str) -> Result<bool>;
+    /// Set the vCon document's TTL in seconds (0 removes the expiry).
+    async fn expire_vcon(&self, uuid: &str, secs: u64) -> Result<()>;
+
+    /// Dead-letter `reason.uuid` from `ingress`: RPUSH `DLQ:{ingress}`, record the
+    /// reason (its `attempts` counts earlier dead-letterings of the same uuid), and
+    /// set the vCon's TTL to `expiry_secs` when that is above 0.
+    async fn dead_letter(&self, ingress: &str, reason: DlqReason, expiry_secs: u64) -> Result<()>;
+    /// The recorded reasons for the entries of `DLQ:{ingress}`, oldest first.
+    async fn dlq_reasons(&self, ingress: &str) -> Result<Vec<DlqReason>>;
+}
+
+/// Takes uuids from ingress lists into a processing list.
+#[async_trait]
+pub trait Popper: Send {
+    /// Move the head of one of `lists` to the worker's processing list for it,
+    /// waiting up to `wait` for one to arrive. Lists are served round-robin so none
+    /// starves another.
+    async fn pop(&mut self, lists: &[String], wait: Duration) -> Result<Option<Popped>>;
+}

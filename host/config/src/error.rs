@@ -1,0 +1,44 @@
+//! Errors found while reading the config file or the environment.
+
+use std::path::PathBuf;
+
+/// A config problem. The message names the file, the key path and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source} (set CONSERVER_CONFIG_FILE to an existing YAML file)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML or does not have the expected shape.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the location.
+        message: String,
+    },
+    /// A value is present but wrong.
+    #[error("config file {path}: `{key}` {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key path, e.g. `chains.main.links[0]`.
+        key: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// An environment variable holds something unusable.
+    #[error("environment variable {name}={value:?} is invalid: {problem}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        problem: String,
+    },
+}

@@ -1,0 +1,16 @@
+//! Configuration: the YAML file a Python conserver user already has (`links`,
+//! `storages`, `chains`, `tracers`, `ingress_auth`, `followers`, `imports`) plus the
+//! keys wasm links need (`component`, `limits`), and the process settings read from
+//! the environment (`REDIS_URL`, `CONSERVER_*`, `VCON_*`). Loading validates
+//! everything that can be checked without I/O and names the file, key path and fix
+//! for every problem.
+
+mod error;
+mod file;
+mod limits;
+mod settings;
+
+pub use error::ConfigError;
+pub use file::{ChainDef, Config, LinkDef, StorageDef};
+pub use limits::{Limits, LimitsOverride, WasmSection};
+pub use settings::{BrokerChoice, Settings};

@@ -1,0 +1,46 @@
+//! Host bindings for the `vcon:conserver@0.1.0` `link` world (the only `bindgen!`),
+//! and the plain Rust types the rest of the host uses instead of generated ones.
+
+wasmtime::component::bindgen!({
+    world: "link",
+    path: "../../wit",
+    exports: { default: async },
+});
+
+pub use vcon::conserver::types as wit;
+
+/// What the chain does after a link, with the vCon when the link changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Go on; `Some(json)` is the changed vCon.
+    Proceed(Option<String>),
+    /// Stop the chain quietly.
+    Halt,
+}
+
+/// A request from a link that the host applies after the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Directive {
+    /// Push the uuid to these lists.
+    RouteTo(Vec<String>),
+    /// Set the vCon's TTL in seconds.
+    ExpireAfterSecs(u64),
+}
+
+impl From<wit::Action> for Action {
+    fn from(action: wit::Action) -> Self {
+        match action {
+            wit::Action::Proceed(vcon) => Self::Proceed(vcon),
+            wit::Action::Halt => Self::Halt,
+        }
+    }
+}
+
+impl From<wit::Directive> for Directive {
+    fn from(directive: wit::Directive) -> Self {
+        match directive {
+            wit::Directive::RouteTo(lists) => Self::RouteTo(lists),
+            wit::Directive::ExpireAfterSecs(secs) => Self::ExpireAfterSecs(secs),
+        }
+    }
+}

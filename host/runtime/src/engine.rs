@@ -1,0 +1,115 @@
+//! The process-wide wasmtime engine and linker, and loading components into
+//! ready-to-call links.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use conserver_config::Limits;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::{Link, LinkPre};
+use crate::cache::ComponentCache;
+use crate::host::HostState;
+use crate::link::LoadedLink;
+use crate::RuntimeError;
+
+/// How often the epoch ticker advances. Deadlines are measured in these ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Settings for the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// How many link instances may run at once (sizes the pooling allocator).
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self { cache_dir: None, max_instances: 256 }
+    }
+}
+
+/// The wasm runtime: one engine and linker per process.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    cache: ComponentCache,
+    pooling: bool,
+}
+
+impl Runtime {
+    /// Create the engine (pooling allocator, falling back to on-demand allocation
+    /// when the pool cannot be reserved), the linker and the epoch ticker.
+    pub fn new(options: &RuntimeOptions) -> Result<Self, RuntimeError> {
+        let (engine, pooling) = match Engine::new(&engine_config(Some(options.max_instances))) {
+            Ok(engine) => (engine, true),
+            Err(pool_error) => {
+                tracing::warn!(error = %pool_error, "pooling allocator unavailable, using on-demand allocation");
+                let engine = Engine::new(&engine_config(None)).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+                (engine, false)
+            }
+        };
+        spawn_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        Link::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let cache = ComponentCache::new(options.cache_dir.clone(), &engine);
+        Ok(Self { engine, linker: Arc::new(linker), cache, pooling })
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Compile (or load from cache) the component at `path` and pre-instantiate it.
+    /// CPU-heavy on a cache miss: call it off the async executor.
+    pub fn load(&self, name: &str, path: &Path, limits: Limits) -> Result<LoadedLink, RuntimeError> {
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
+        let (component, digest) = self.cache.component(&self.engine, &bytes, path)?;
+        let not_a_link = |e: wasmtime::Error| RuntimeError::NotALink { path: path.to_path_buf(), message: format!("{e:#}") };
+        let pre = self.linker.instantiate_pre(&component).map_err(not_a_link)?;
+        let pre = LinkPre::new(pre).map_err(not_a_link)?;
+        Ok(LoadedLink::new(name.to_string(), path.to_path_buf(), digest, pre, limits))
+    }
+}
+
+fn engine_config(pool_instances: Option<u32>) -> Config {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    if let Some(instances) = pool_instances {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .total_stacks(instances)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// Advance the engine's epoch every tick until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the epoch ticker; wasm deadlines rely on the outer timeout only");
+    }
+}

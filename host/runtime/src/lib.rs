@@ -1,0 +1,23 @@
+//! The wasm runtime for links.
+//!
+//! One [`Runtime`] per process owns the wasmtime engine (fuel metering, epoch
+//! interruption, pooling allocator with an on-demand fallback), the linker (WASI
+//! with no capabilities granted, plus the host `log` import) and the on-disk cache
+//! of compiled components. [`Runtime::load`] turns a `.wasm` file into a
+//! [`LoadedLink`] (compiled once, pre-instantiated); [`LoadedLink::invoke`] runs one
+//! call in a fresh store under the link's fuel, memory and wall-clock limits and
+//! returns the link's verdict or a classified [`LinkFailure`].
+
+mod bindings;
+mod cache;
+mod engine;
+mod error;
+mod failure;
+mod host;
+mod link;
+
+pub use bindings::{Action, Directive};
+pub use engine::{Runtime, RuntimeOptions};
+pub use error::RuntimeError;
+pub use failure::LinkFailure;
+pub use link::{CallContext, LinkOutcome, LoadedLink};

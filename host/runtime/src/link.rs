@@ -1,0 +1,201 @@
+//! A loaded link and one sandboxed call of it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use conserver_config::Limits;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use crate::bindings::{Action, Directive, LinkPre, wit};
+use crate::engine::EPOCH_TICK;
+use crate::host::{CallLabels, HostState};
+use crate::LinkFailure;
+
+/// What a link call is about: everything in the WIT `context` except the link name.
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    /// The chain running the link.
+    pub chain: &'a str,
+    /// The vCon's uuid.
+    pub vcon_uuid: &'a str,
+    /// The list the vCon came from.
+    pub ingress_list: &'a str,
+    /// The link's options as a JSON object.
+    pub options_json: &'a str,
+}
+
+/// A successful call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkOutcome {
+    /// What the chain does next (with the changed vCon, if any).
+    pub action: Action,
+    /// Requests for the host.
+    pub directives: Vec<Directive>,
+    /// Fuel the call consumed.
+    pub fuel_used: u64,
+}
+
+/// A link component compiled and pre-instantiated, ready for many calls. Cheap to
+/// clone; hot reload swaps whole `LoadedLink`s, and calls in flight keep theirs.
+#[derive(Clone)]
+pub struct LoadedLink {
+    name: String,
+    path: PathBuf,
+    digest: String,
+    pre: LinkPre<HostState>,
+    limits: Limits,
+}
+
+impl LoadedLink {
+    pub(crate) fn new(name: String, path: PathBuf, digest: String, pre: LinkPre<HostState>, limits: Limits) -> Self {
+        Self { name, path, digest, pre, limits }
+    }
+
+    /// The link's configured name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The component file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// SHA-256 (hex) of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Run the link once on `vcon` (JSON) in a fresh instance, under its limits.
+    pub async fn invoke(&self, ctx: CallContext<'_>, vcon: &str) -> Result<LinkOutcome, LinkFailure> {
+        let limits = self.limits;
+        let timeout = Duration::from_millis(limits.timeout_ms);
+        let labels = CallLabels {
+            link: self.name.clone(),
+            chain: ctx.chain.to_string(),
+            vcon_uuid: ctx.vcon_uuid.to_string(),
+        };
+        let mut store = Store::new(self.pre.engine(), HostState::new(labels, limits.memory_bytes, Instant::now() + timeout));
+        store.limiter(|state| &mut state.limiter);
+        store.set_fuel(limits.fuel).map_err(|e| LinkFailure::Host { message: format!("cannot set fuel: {e}") })?;
+        // Check the deadline on every epoch tick, yielding to the executor in between
+        // so a busy guest never starves other tasks.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut store| {
+            if Instant::now() >= store.data().deadline {
+                store.data_mut().timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let wit_context = wit::Context {
+            link_name: self.name.clone(),
+            chain_name: ctx.chain.to_string(),
+            vcon_uuid: ctx.vcon_uuid.to_string(),
+            ingress_list: ctx.ingress_list.to_string(),
+            options: ctx.options_json.to_string(),
+        };
+        // The outer timeout bounds time blocked in host calls, which epochs cannot
+        // interrupt; a tick of slack lets the epoch path report first when it can.
+        let call = tokio::time::timeout(timeout + EPOCH_TICK * 2, async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.vcon_conserver_processor().call_process(&mut store, &wit_context, vcon).await
+        })
+        .await;
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        match call {
+            Err(_elapsed) => Err(LinkFailure::Timeout { timeout_ms: limits.timeout_ms }),
+            Ok(Err(trap)) => Err(classify(&trap, store.data(), limits)),
+            Ok(Ok(Err(refusal))) => {
+                Err(LinkFailure::Refused { message: refusal.message, retryable: refusal.retryable })
+            }
+            Ok(Ok(Ok(verdict))) => {
+                let action = Action::from(verdict.action);
+                if let Action::Proceed(Some(json)) = &action {
+                    check_output(json, ctx.vcon_uuid)?;
+                }
+                Ok(LinkOutcome {
+                    action,
+                    directives: verdict.directives.into_iter().map(Directive::from).collect(),
+                    fuel_used,
+                })
+            }
+        }
+    }
+}
+
+/// Turn a wasmtime error into the reason an operator reads.
+fn classify(error: &wasmtime::Error, state: &HostState, limits: Limits) -> LinkFailure {
+    if state.limiter.exceeded {
+        return LinkFailure::MemoryLimit { limit_bytes: limits.memory_bytes };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => return LinkFailure::FuelExhausted { budget: limits.fuel },
+        Some(Trap::Interrupt) => return LinkFailure::Timeout { timeout_ms: limits.timeout_ms },
+        _ if state.timed_out => return LinkFailure::Timeout { timeout_ms: limits.timeout_ms },
+        _ => {}
+    }
+    let stderr = panic_message(&state.stderr_text());
+    let message = match (stderr.is_empty(), error.downcast_ref::<Trap>()) {
+        (false, _) => stderr,
+        (true, Some(trap)) => trap.to_string(),
+        (true, None) => format!("{error:#}"),
+    };
+    LinkFailure::Trap { message }
+}
+
+/// The useful part of a Rust panic report on stderr: the message lines, without the
+/// `thread … panicked at` header's noise or the backtrace hint.
+fn panic_message(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    lines.join(" ")
+}
+
+/// A changed vCon must be a JSON object that keeps the uuid it was given.
+fn check_output(json: &str, expected_uuid: &str) -> Result<(), LinkFailure> {
+    #[derive(serde::Deserialize)]
+    struct UuidOnly {
+        uuid: Option<serde_json::Value>,
+    }
+    let parsed: UuidOnly = serde_json::from_str(json)
+        .map_err(|e| LinkFailure::InvalidOutput { message: format!("the returned vCon is not a JSON object: {e}") })?;
+    match parsed.uuid {
+        Some(serde_json::Value::String(uuid)) if uuid == expected_uuid => Ok(()),
+        other => Err(LinkFailure::InvalidOutput {
+            message: format!(
+                "the returned vCon must keep uuid {expected_uuid}, got {}",
+                other.map_or_else(|| "none".to_string(), |v| v.to_string())
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_reports_keep_only_the_message() {
+        let stderr = "thread '<unnamed>' panicked at src/lib.rs:13:9:\nboom\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(panic_message(stderr), "thread '<unnamed>' panicked at src/lib.rs:13:9: boom");
+    }
+
+    #[test]
+    fn outputs_must_be_objects_with_the_same_uuid() {
+        assert!(check_output(r#"{"uuid":"a","x":1}"#, "a").is_ok());
+        assert!(check_output(r#"{"uuid":"b"}"#, "a").is_err());
+        assert!(check_output(r#"{"uuid":null}"#, "a").is_err());
+        assert!(check_output("[1]", "a").is_err());
+        assert!(check_output("nope", "a").is_err());
+    }
+}
