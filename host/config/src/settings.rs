@@ -49,6 +49,9 @@ pub struct Settings {
     pub component_cache_dir: PathBuf,
     /// `CONSERVER_MAX_BODY_BYTES` (default 32 MiB): larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// `CONSERVER_SHUTDOWN_GRACE_SECS` (default 30): how long in-flight vCons may
+    /// run after SIGTERM before they are returned to their lists.
+    pub shutdown_grace_secs: u64,
     /// `VCON_SERVER_VERSION` (default `dev`).
     pub version: String,
     /// `VCON_SERVER_GIT_COMMIT` (default `unknown`).
@@ -111,6 +114,7 @@ impl Settings {
             dlq_expiry_secs: number(&get, "VCON_DLQ_EXPIRY", 604_800)?,
             links_dir,
             max_body_bytes: number(&get, "CONSERVER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
+            shutdown_grace_secs: number(&get, "CONSERVER_SHUTDOWN_GRACE_SECS", 30)?,
             version: get("VCON_SERVER_VERSION").unwrap_or_else(|| "dev".into()),
             git_commit: get("VCON_SERVER_GIT_COMMIT").unwrap_or_else(|| "unknown".into()),
             build_time: get("VCON_SERVER_BUILD_TIME").unwrap_or_else(|| "unknown".into()),

@@ -1,0 +1,127 @@
+//! Routes and handlers.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use conserver_broker::Ttl;
+use conserver_core::{VconError, canonical_uuid, ingest_vcon};
+use serde_json::{Value, json};
+use tower_http::cors::CorsLayer;
+
+use crate::error::ApiError;
+use crate::query::all_values;
+use crate::{ApiState, auth};
+
+/// The whole API: every route under `root_path` and unprefixed.
+pub fn router(state: ApiState) -> Router {
+    let protected = Router::new()
+        .route("/vcon", axum::routing::post(create_vcon))
+        .route("/vcon/{vcon_uuid}", get(read_vcon))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let public = Router::new().route("/health", get(health)).route("/version", get(version));
+    let routes = public.merge(protected);
+    let root = state.settings.root_path.trim_end_matches('/').to_string();
+    let app = if root.is_empty() { routes } else { routes.clone().nest(&root, routes) };
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), version_headers))
+        .layer(CorsLayer::very_permissive())
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"detail": "Not Found"}))).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"detail": "Method Not Allowed"}))).into_response()
+}
+
+/// Every response carries the server version and commit, as the Python server's do.
+async fn version_headers(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&state.settings.version) {
+        headers.insert("x-vcon-server-version", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&state.settings.git_commit) {
+        headers.insert("x-vcon-server-commit", value);
+    }
+    response
+}
+
+fn version_info(state: &ApiState) -> Value {
+    json!({
+        "version": state.settings.version,
+        "git_commit": state.settings.git_commit,
+        "build_time": state.settings.build_time,
+    })
+}
+
+async fn health(State(state): State<ApiState>) -> Json<Value> {
+    Json(json!({"status": "healthy", "version": version_info(&state)}))
+}
+
+async fn version(State(state): State<ApiState>) -> Json<Value> {
+    Json(version_info(&state))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+fn invalid_vcon(error: VconError, body: &Bytes) -> ApiError {
+    let kind = match error {
+        VconError::NotJson(_) => "json_invalid",
+        VconError::NotAnObject(_) => "model_attributes_type",
+        VconError::MissingUuid => "missing",
+        VconError::BadUuid(_) => "uuid_parsing",
+        VconError::WrongType { .. } => "type_error",
+    };
+    let mut loc = vec!["body".to_string()];
+    loc.extend(error.field().map(String::from));
+    let input = match &error {
+        VconError::NotJson(_) => Value::String(String::from_utf8_lossy(body).chars().take(200).collect()),
+        _ => Value::Null,
+    };
+    ApiError::Validation { kind, loc, msg: error.to_string(), input }
+}
+
+/// `POST /vcon?ingress_lists=a&ingress_lists=b`: store the vCon, then enqueue its
+/// uuid on each list. 201 with the stored document.
+async fn create_vcon(State(state): State<ApiState>, RawQuery(query): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+    let vcon = ingest_vcon(&body).map_err(|e| invalid_vcon(e, &body))?;
+    let document = vcon.to_json();
+    let broker = &state.broker;
+    broker
+        .put_vcon(&vcon.uuid, &document, Ttl::Secs(state.settings.vcon_expiry_secs))
+        .await
+        .map_err(|e| ApiError::Internal { detail: "Failed to store vCon", cause: e.to_string() })?;
+    for list in all_values(query.as_deref(), "ingress_lists") {
+        broker
+            .push(&list, std::slice::from_ref(&vcon.uuid))
+            .await
+            .map_err(|e| ApiError::Internal { detail: "Failed to store vCon", cause: e.to_string() })?;
+    }
+    Ok(json_response(StatusCode::CREATED, document))
+}
+
+/// `GET /vcon/{uuid}`: the stored vCon, or 404.
+async fn read_vcon(State(state): State<ApiState>, Path(raw_uuid): Path<String>) -> Result<Response, ApiError> {
+    let uuid = canonical_uuid(&raw_uuid).map_err(|e| ApiError::Validation {
+        kind: "uuid_parsing",
+        loc: vec!["path".into(), "vcon_uuid".into()],
+        msg: e.to_string(),
+        input: Value::String(raw_uuid.clone()),
+    })?;
+    match state.broker.get_vcon(&uuid).await {
+        Ok(Some(document)) => Ok(json_response(StatusCode::OK, document)),
+        Ok(None) => Err(ApiError::NotFound("vCon not found")),
+        Err(e) => Err(ApiError::Internal { detail: "Failed to read vCon", cause: e.to_string() }),
+    }
+}

@@ -1,0 +1,24 @@
+//! `conserver`: parse the command line, set up logging, run, map the outcome to an
+//! exit code. Everything else lives in the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = conserver::cli::Cli::parse();
+    conserver::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("conserver: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(conserver::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("conserver: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The processing side of conserver.
+//!
+//! A [`Snapshot`] is the config made executable: every chain with its links loaded
+//! into the wasm runtime, its storages built, keyed by ingress list. [`Workers`]
+//! run a dispatcher that reliably pops uuids (ingress list → processing list) while
+//! concurrency allows, and a task per vCon that runs [`process_vcon`]:
+//!
+//! load the vCon once → run the links in memory → write the vCon → storages →
+//! egress lists (and routes links asked for) → ack.
+//!
+//! A link error or limit breach, or a storage failure, dead-letters the uuid to
+//! `DLQ:{ingress}` with a reason naming the step and cause; the worker goes on.
+
+mod error;
+mod plan;
+mod process;
+mod worker;
+
+pub use error::PipelineError;
+pub use plan::{ChainPlan, LinkStep, Snapshot, resolve_component};
+pub use process::{Failure, ProcessOptions, process_vcon};
+pub use worker::{WorkerSettings, Workers, worker_id};
+pub use process::Outcome;

@@ -1,0 +1,124 @@
+//! From config to executable chains: resolve and load each link's component, build
+//! each storage, and index chains by the ingress lists they read.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use conserver_config::{Config, LinkDef};
+use conserver_runtime::{LoadedLink, Runtime};
+use conserver_storage::Storage;
+
+use crate::PipelineError;
+
+/// One link of a chain: the loaded component and its options as JSON.
+#[derive(Clone)]
+pub struct LinkStep {
+    /// The loaded component.
+    pub link: LoadedLink,
+    /// The options object handed to every call.
+    pub options_json: Arc<str>,
+}
+
+/// A chain ready to run.
+pub struct ChainPlan {
+    /// The chain's name.
+    pub name: String,
+    /// Links in order.
+    pub links: Vec<LinkStep>,
+    /// Storages in order.
+    pub storages: Vec<Arc<dyn Storage>>,
+    /// Lists the uuid goes to after success.
+    pub egress_lists: Vec<String>,
+}
+
+/// The executable form of one config version. In-flight vCons keep the snapshot
+/// they started with.
+#[derive(Default)]
+pub struct Snapshot {
+    chains: HashMap<String, Arc<ChainPlan>>,
+    ingress_lists: Vec<String>,
+}
+
+/// Where the component for a link lives: its `component:` path (relative to the
+/// config file's directory), else the standard link named by `module: links.<name>`
+/// in `links_dir`.
+pub fn resolve_component(def: &LinkDef, config_dir: &Path, links_dir: &Path) -> Option<PathBuf> {
+    if let Some(path) = &def.component {
+        return Some(if path.is_absolute() { path.clone() } else { config_dir.join(path) });
+    }
+    let module = def.module.as_deref()?;
+    let name = module.strip_prefix("links.").unwrap_or(module);
+    Some(links_dir.join(format!("{name}.wasm")))
+}
+
+impl Snapshot {
+    /// Load every link used by an enabled chain and build every storage. Compiling
+    /// is CPU-heavy on a cold cache: call from a blocking thread.
+    pub fn build(config: &Config, config_dir: &Path, links_dir: &Path, runtime: &Runtime) -> Result<Self, PipelineError> {
+        let defaults = config.wasm.limits;
+        let mut loaded: HashMap<&str, LinkStep> = HashMap::new();
+        let mut storages: HashMap<&str, Arc<dyn Storage>> = HashMap::new();
+        let mut snapshot = Snapshot::default();
+        for (chain_name, chain) in config.enabled_chains() {
+            let mut links = Vec::with_capacity(chain.links.len());
+            for link_name in &chain.links {
+                if let Some(step) = loaded.get(link_name.as_str()) {
+                    links.push(step.clone());
+                    continue;
+                }
+                let link_error = |message: String| PipelineError::Link { link: link_name.clone(), message };
+                let def = config
+                    .links
+                    .get(link_name)
+                    .ok_or_else(|| link_error("is not defined under `links:`".into()))?;
+                let path = resolve_component(def, config_dir, links_dir)
+                    .ok_or_else(|| link_error("has neither `module` nor `component`".into()))?;
+                let link = runtime
+                    .load(link_name, &path, defaults.with(&def.limits))
+                    .map_err(|e| link_error(e.to_string()))?;
+                let options = def.options.clone().filter(|o| !o.is_null()).unwrap_or_else(|| serde_json::json!({}));
+                let step = LinkStep { link, options_json: Arc::from(options.to_string()) };
+                loaded.insert(link_name, step.clone());
+                links.push(step);
+            }
+            let mut chain_storages = Vec::with_capacity(chain.storages.len());
+            for storage_name in &chain.storages {
+                let storage = match storages.get(storage_name.as_str()) {
+                    Some(storage) => storage.clone(),
+                    None => {
+                        let def = config.storages.get(storage_name).ok_or_else(|| PipelineError::Link {
+                            link: storage_name.clone(),
+                            message: "storage is not defined under `storages:`".into(),
+                        })?;
+                        let storage = conserver_storage::build(storage_name, def)?;
+                        storages.insert(storage_name, storage.clone());
+                        storage
+                    }
+                };
+                chain_storages.push(storage);
+            }
+            let plan = Arc::new(ChainPlan {
+                name: chain_name.clone(),
+                links,
+                storages: chain_storages,
+                egress_lists: chain.egress_lists.clone(),
+            });
+            for list in &chain.ingress_lists {
+                snapshot.ingress_lists.push(list.clone());
+                snapshot.chains.insert(list.clone(), plan.clone());
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// The chain reading `list`.
+    pub fn chain_for(&self, list: &str) -> Option<Arc<ChainPlan>> {
+        self.chains.get(list).cloned()
+    }
+
+    /// Every ingress list, in config order.
+    pub fn ingress_lists(&self) -> &[String] {
+        &self.ingress_lists
+    }
+}

@@ -1,0 +1,167 @@
+//! One vCon through one chain: load once, links in memory, write, storages, egress.
+
+use conserver_broker::{Broker, BrokerError, Popped, Ttl};
+use conserver_core::DlqReason;
+use conserver_runtime::{Action, CallContext, Directive};
+use futures::future::join_all;
+
+use crate::ChainPlan;
+
+/// Settings that shape processing.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessOptions {
+    /// `VCON_DLQ_EXPIRY`: TTL given to a dead-lettered vCon (0 leaves it alone).
+    pub dlq_expiry_secs: u64,
+    /// `CONSERVER_PARALLEL_STORAGE`: write to a chain's storages concurrently.
+    pub parallel_storage: bool,
+}
+
+/// Why a vCon was dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The step that failed: a link name, `storage:<name>` or `load`.
+    pub step: String,
+    /// What happened.
+    pub error: String,
+    /// Whether retrying may help.
+    pub retryable: bool,
+}
+
+/// How processing ended (broker trouble is the `Err` of [`process_vcon`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every link continued; the vCon was stored and sent to egress.
+    Completed,
+    /// A link halted the chain quietly.
+    Halted {
+        /// The link that halted.
+        link: String,
+    },
+    /// The vCon went to the DLQ.
+    DeadLettered(Failure),
+}
+
+/// Process `item` with `chain`. Link and storage failures dead-letter the uuid and
+/// return `Ok`; a broker error is returned so the caller can requeue the item.
+pub async fn process_vcon(
+    broker: &dyn Broker,
+    chain: &ChainPlan,
+    item: &Popped,
+    options: ProcessOptions,
+) -> Result<Outcome, BrokerError> {
+    match run_chain(broker, chain, item, options).await? {
+        Ok(outcome) => Ok(outcome),
+        Err(failure) => {
+            tracing::warn!(chain = %chain.name, vcon_uuid = %item.uuid, step = %failure.step, error = %failure.error, "vCon dead-lettered");
+            let reason = DlqReason {
+                uuid: item.uuid.clone(),
+                chain: chain.name.clone(),
+                link: failure.step.clone(),
+                error: failure.error.clone(),
+                retryable: failure.retryable,
+                attempts: 1,
+                at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            };
+            broker.dead_letter(&item.list, reason, options.dlq_expiry_secs).await?;
+            Ok(Outcome::DeadLettered(failure))
+        }
+    }
+}
+
+async fn run_chain(
+    broker: &dyn Broker,
+    chain: &ChainPlan,
+    item: &Popped,
+    options: ProcessOptions,
+) -> Result<Result<Outcome, Failure>, BrokerError> {
+    let uuid = item.uuid.as_str();
+    let Some(mut vcon) = broker.get_vcon(uuid).await? else {
+        return Ok(Err(Failure {
+            step: "load".into(),
+            error: format!("vCon {uuid} is not in the broker (never stored, deleted, or expired: see VCON_REDIS_EXPIRY)"),
+            retryable: false,
+        }));
+    };
+    let mut changed = false;
+    let mut halted_by = None;
+    let mut routes: Vec<String> = Vec::new();
+    let mut expiry: Option<u64> = None;
+    for step in &chain.links {
+        let ctx = CallContext {
+            chain: &chain.name,
+            vcon_uuid: uuid,
+            ingress_list: &item.list,
+            options_json: &step.options_json,
+        };
+        let outcome = match step.link.invoke(ctx, &vcon).await {
+            Ok(outcome) => outcome,
+            Err(failure) => {
+                return Ok(Err(Failure {
+                    step: step.link.name().to_string(),
+                    retryable: failure.is_retryable(),
+                    error: failure.to_string(),
+                }));
+            }
+        };
+        tracing::debug!(chain = %chain.name, link = step.link.name(), vcon_uuid = uuid, fuel_used = outcome.fuel_used, "link done");
+        for directive in outcome.directives {
+            match directive {
+                Directive::RouteTo(lists) => routes.extend(lists),
+                Directive::ExpireAfterSecs(secs) => expiry = Some(secs),
+            }
+        }
+        match outcome.action {
+            Action::Proceed(Some(new_vcon)) => {
+                vcon = new_vcon;
+                changed = true;
+            }
+            Action::Proceed(None) => {}
+            Action::Halt => {
+                halted_by = Some(step.link.name().to_string());
+                break;
+            }
+        }
+    }
+    if changed {
+        broker.put_vcon(uuid, &vcon, Ttl::Keep).await?;
+    }
+    if let Some(secs) = expiry {
+        broker.expire_vcon(uuid, secs).await?;
+    }
+    if let Some(link) = halted_by {
+        route(broker, uuid, &routes).await?;
+        tracing::info!(chain = %chain.name, %link, vcon_uuid = uuid, "link halted the chain");
+        return Ok(Ok(Outcome::Halted { link }));
+    }
+    if let Err(failure) = store(chain, uuid, &vcon, options.parallel_storage).await {
+        return Ok(Err(failure));
+    }
+    for list in &chain.egress_lists {
+        broker.push(list, std::slice::from_ref(&item.uuid)).await?;
+    }
+    route(broker, uuid, &routes).await?;
+    Ok(Ok(Outcome::Completed))
+}
+
+async fn route(broker: &dyn Broker, uuid: &str, lists: &[String]) -> Result<(), BrokerError> {
+    for list in lists {
+        broker.push(list, &[uuid.to_string()]).await?;
+    }
+    Ok(())
+}
+
+/// Write to every storage of the chain; the first failure names its storage.
+async fn store(chain: &ChainPlan, uuid: &str, vcon: &str, parallel: bool) -> Result<(), Failure> {
+    let failure = |name: &str, error: String| Failure { step: format!("storage:{name}"), error, retryable: true };
+    if parallel && chain.storages.len() > 1 {
+        let results = join_all(chain.storages.iter().map(|s| s.save(uuid, vcon))).await;
+        for (storage, result) in chain.storages.iter().zip(results) {
+            result.map_err(|e| failure(storage.name(), e.to_string()))?;
+        }
+    } else {
+        for storage in &chain.storages {
+            storage.save(uuid, vcon).await.map_err(|e| failure(storage.name(), e.to_string()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! Storages: where a processed vCon is written after its chain's links. Each
+//! backend is a module implementing [`Storage`]; [`build`] picks one by the
+//! `module:` name of a `storages:` entry (`storage.file`, …) and checks its options
+//! at load time, so a bad option is a config error, not a failure at the first vCon.
+
+mod error;
+mod file;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use conserver_config::StorageDef;
+
+pub use error::StorageError;
+pub use file::{FileOptions, FileStorage};
+
+/// A place vCons are written to (and, for read-capable backends, read back from).
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// The configured name (the key under `storages:`).
+    fn name(&self) -> &str;
+    /// Write the vCon (JSON text). Idempotent: saving again replaces it.
+    async fn save(&self, uuid: &str, vcon_json: &str) -> Result<(), StorageError>;
+    /// Read a vCon back, if this backend has it.
+    async fn get(&self, uuid: &str) -> Result<Option<String>, StorageError>;
+    /// Remove a vCon; whether it existed.
+    async fn delete(&self, uuid: &str) -> Result<bool, StorageError>;
+}
+
+/// Build the storage `name` from its config entry.
+pub fn build(name: &str, def: &StorageDef) -> Result<Arc<dyn Storage>, StorageError> {
+    let backend = def.module.strip_prefix("storage.").unwrap_or(&def.module);
+    let options = def.options.clone().unwrap_or(serde_json::Value::Null);
+    match backend {
+        "file" => Ok(Arc::new(FileStorage::new(name, FileOptions::from_value(name, options)?))),
+        other => Err(StorageError::UnknownBackend { storage: name.to_string(), module: other.to_string() }),
+    }
+}
