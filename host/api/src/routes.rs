@@ -20,9 +20,14 @@ use crate::{ApiState, auth};
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/vcon", axum::routing::post(create_vcon))
+        .route("/vcon/egress", get(pop_egress))
         .route("/vcon/{vcon_uuid}", get(read_vcon))
+        .route("/dlq", get(read_dlq))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
-    let public = Router::new().route("/health", get(health)).route("/version", get(version));
+    let public = Router::new()
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .route("/stats/queue", get(queue_depth));
     let routes = public.merge(protected);
     let root = state.settings.root_path.trim_end_matches('/').to_string();
     let app = if root.is_empty() { routes } else { routes.clone().nest(&root, routes) };
@@ -124,4 +129,69 @@ async fn read_vcon(State(state): State<ApiState>, Path(raw_uuid): Path<String>) 
         Ok(None) => Err(ApiError::NotFound("vCon not found")),
         Err(e) => Err(ApiError::Internal { detail: "Failed to read vCon", cause: e.to_string() }),
     }
+}
+
+/// A required query parameter, or the FastAPI 422 `missing` answer naming it.
+fn required(query: Option<&str>, key: &'static str) -> Result<String, ApiError> {
+    all_values(query, key).pop().ok_or_else(|| ApiError::Validation {
+        kind: "missing",
+        loc: vec!["query".into(), key.into()],
+        msg: format!("query parameter `{key}` is required"),
+        input: Value::Null,
+    })
+}
+
+/// An optional integer query parameter with a default; bad values are a 422.
+fn integer(query: Option<&str>, key: &'static str, default: i64) -> Result<i64, ApiError> {
+    match all_values(query, key).pop() {
+        None => Ok(default),
+        Some(text) => text.trim().parse().map_err(|_| ApiError::Validation {
+            kind: "int_parsing",
+            loc: vec!["query".into(), key.into()],
+            msg: format!("query parameter `{key}` must be a whole number"),
+            input: Value::String(text),
+        }),
+    }
+}
+
+/// `GET /vcon/egress?egress_list=X&limit=N`: pop up to N uuids, oldest first (the
+/// Python server pops newest first; see docs/compatibility.md).
+async fn pop_egress(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<Vec<String>>, ApiError> {
+    let list = required(query.as_deref(), "egress_list")?;
+    let limit = integer(query.as_deref(), "limit", 1)?.clamp(0, 10_000);
+    let mut popped = Vec::new();
+    for _ in 0..limit {
+        match state.broker.pop_front(&list).await {
+            Ok(Some(uuid)) => popped.push(uuid),
+            Ok(None) => break,
+            Err(e) => return Err(ApiError::Internal { detail: "Failed to pop from egress list", cause: e.to_string() }),
+        }
+    }
+    Ok(Json(popped))
+}
+
+/// `GET /dlq?ingress_list=X`: the dead-lettered uuids, oldest first. With
+/// `detail=true`, each entry's recorded reason instead.
+async fn read_dlq(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let ingress = required(query.as_deref(), "ingress_list")?;
+    let detail = all_values(query.as_deref(), "detail").pop().is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes"));
+    let failed = |e: conserver_broker::BrokerError| ApiError::Internal { detail: "Failed to read DLQ", cause: e.to_string() };
+    if detail {
+        let reasons = state.broker.dlq_reasons(&ingress).await.map_err(failed)?;
+        Ok(Json(reasons).into_response())
+    } else {
+        let uuids = state.broker.range(&conserver_broker::dlq_list(&ingress)).await.map_err(failed)?;
+        Ok(Json(uuids).into_response())
+    }
+}
+
+/// `GET /stats/queue?list_name=X`: `{"list_name": X, "depth": N}` (public).
+async fn queue_depth(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+    let list = required(query.as_deref(), "list_name")?;
+    let depth = state
+        .broker
+        .len(&list)
+        .await
+        .map_err(|e| ApiError::Internal { detail: "Failed to get queue depth", cause: e.to_string() })?;
+    Ok(Json(json!({"list_name": list, "depth": depth})))
 }

@@ -1,0 +1,10 @@
+//! Integration tests against the real `conserver` binary, real Redis (for the Redis
+//! broker) and the real link components built by `cargo xtask build-links`.
+//!
+//! Run with `cargo xtask test`. Redis is expected at `CONSERVER_TEST_REDIS_URL`
+//! (default `redis://127.0.0.1:6379`); `.ci/run` starts it when it is not running.
+
+mod bad_input;
+mod end_to_end;
+mod sandbox;
+mod support;

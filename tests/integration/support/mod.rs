@@ -1,0 +1,179 @@
+//! Starting the binary with a config, talking to it, and fixture paths.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Which broker a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+pub fn redis_url() -> String {
+    std::env::var("CONSERVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The `conserver` binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_conserver"))
+}
+
+/// A component built by `cargo xtask build-links`: a standard link (`tag`) or a
+/// fixture under `testing/`.
+pub fn component(relative: &str) -> PathBuf {
+    let path = binary().parent().map(|dir| dir.join("links").join(relative)).unwrap_or_default();
+    assert!(path.is_file(), "{} is missing: run `cargo xtask build-links` (or `cargo xtask test`)", path.display());
+    path
+}
+
+pub fn fixture_vcon(name: &str) -> Value {
+    let shared = std::env::var_os("CONSERVER_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let path = shared.join("fixtures/vcons").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// A real fixture vCon with a fresh uuid, so tests sharing a Redis never collide.
+pub fn fresh_vcon() -> (String, Value) {
+    let mut vcon = fixture_vcon("ab_call_ext_rec.vcon");
+    let uuid = uuid::Uuid::new_v4().to_string();
+    vcon["uuid"] = Value::String(uuid.clone());
+    (uuid, vcon)
+}
+
+/// A unique name for a list, so parallel tests never share one.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// A running `conserver serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Start with `config` (YAML text) on `backend`, plus extra env vars.
+    pub async fn start(backend: Backend, config: &str, env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap_or_else(|e| panic!("write config: {e}"));
+        let port = free_port();
+        let log = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .env("CONSERVER_CONFIG_FILE", &config_path)
+            .env("CONSERVER_BIND", format!("127.0.0.1:{port}"))
+            .env("CONSERVER_DATA_DIR", dir.path().join("data"))
+            .env("LOG_LEVEL", "info")
+            .env_remove("REDIS_URL")
+            .env_remove("CONSERVER_API_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        if backend == Backend::Redis {
+            command.env("REDIS_URL", redis_url());
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
+        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), _dir: dir, log };
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("server exited with {status} during start-up:\n{}", self.log_text());
+            }
+            if let Ok(response) = self.client.get(format!("{}/health", self.base)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not become healthy:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_vcon(&self, vcon: &Value, ingress: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/vcon?ingress_lists={ingress}")))
+            .json(vcon)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /vcon: {e}"))
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Pop the egress list until `uuid` shows up (or fail after `timeout`).
+    pub async fn wait_for_egress(&self, list: &str, uuid: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let (_, popped) = self.get_json(&format!("/api/vcon/egress?egress_list={list}&limit=100")).await;
+            if popped.as_array().is_some_and(|items| items.iter().any(|v| v == uuid)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{uuid} never reached egress list {list}:\n{}", self.log_text());
+    }
+
+    /// Wait until `DLQ:{ingress}` holds `uuid`, and return its recorded reason.
+    pub async fn wait_for_dlq(&self, ingress: &str, uuid: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let (_, reasons) = self.get_json(&format!("/api/dlq?ingress_list={ingress}&detail=true")).await;
+            if let Some(reason) = reasons.as_array().and_then(|r| r.iter().find(|r| r["uuid"] == uuid)) {
+                return reason.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{uuid} never reached DLQ:{ingress}:\n{}", self.log_text());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

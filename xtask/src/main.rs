@@ -1,0 +1,120 @@
+//! `cargo xtask <command>`: the project's build and test entry points.
+//!
+//! * `build-links [--release-host]` — add the `wasm32-wasip2` target if missing, build
+//!   the standard links and the test fixture components (`links/` workspace), and copy
+//!   them next to the host binaries (`<target>/<profile>/links/`, fixtures under
+//!   `links/testing/`), where `conserver` looks for `module: links.<name>`.
+//! * `run` — build everything (release) and serve `config.example.yml` on
+//!   127.0.0.1:8000 with the embedded broker.
+//! * `test` — build the links and fixtures, then run every test of the workspace.
+//!
+//! Nothing here runs nested cargo from a build script; every step is visible.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Standard links shipped with conserver (`module: links.<name>`).
+const STANDARD_LINKS: &[&str] = &["tag"];
+/// Fixture components used only by tests.
+const FIXTURES: &[&str] = &["echo", "spin", "grow", "panic", "sleep"];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root()?;
+    match args.first().map(String::as_str) {
+        Some("build-links") => build_links(&root, &["debug", "release"]),
+        Some("run") => run(&root),
+        Some("test") => test(&root, &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <build-links | run | test [cargo test args…]>");
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+fn repo_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map(Path::to_path_buf).context("xtask must live in <repo>/xtask")
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn status(command: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {command:?}");
+    let status = command.status().with_context(|| format!("cannot start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match installed {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => Ok(()),
+        Ok(_) => status(Command::new("rustup").args(["target", "add", "wasm32-wasip2"])),
+        Err(e) => {
+            eprintln!("xtask: rustup not available ({e}); assuming wasm32-wasip2 is installed");
+            Ok(())
+        }
+    }
+}
+
+/// Build the links workspace and copy the components beside each host profile.
+fn build_links(root: &Path, profiles: &[&str]) -> Result<()> {
+    ensure_wasm_target()?;
+    let target = target_dir(root);
+    let wasm_target = target.join("wasm");
+    status(
+        cargo()
+            .current_dir(root.join("links"))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .env("CARGO_TARGET_DIR", &wasm_target),
+    )?;
+    let built = wasm_target.join("wasm32-wasip2").join("release");
+    for profile in profiles {
+        let links = target.join(profile).join("links");
+        let testing = links.join("testing");
+        std::fs::create_dir_all(&testing).with_context(|| format!("creating {}", testing.display()))?;
+        for (names, dir) in [(STANDARD_LINKS, &links), (FIXTURES, &testing)] {
+            for name in names {
+                let from = built.join(format!("{name}.wasm"));
+                let to = dir.join(format!("{name}.wasm"));
+                std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+            }
+        }
+    }
+    eprintln!("xtask: links ready in {}/<profile>/links", target.display());
+    Ok(())
+}
+
+fn run(root: &Path) -> Result<()> {
+    build_links(root, &["release"])?;
+    status(cargo().current_dir(root).args(["build", "--release", "-p", "conserver"]))?;
+    let binary = target_dir(root).join("release").join("conserver");
+    let mut serve = Command::new(&binary);
+    serve
+        .current_dir(root)
+        .args(["serve", "--bind", "127.0.0.1:8000", "--config", "config.example.yml"])
+        .env_remove("REDIS_URL");
+    eprintln!("xtask: serving on http://127.0.0.1:8000 (embedded broker); Ctrl-C to stop");
+    status(&mut serve)
+}
+
+fn test(root: &Path, extra: &[String]) -> Result<()> {
+    build_links(root, &["debug"])?;
+    status(cargo().current_dir(root.join("links")).args(["test", "--target", "x86_64-unknown-linux-gnu"]).env(
+        "CARGO_TARGET_DIR",
+        target_dir(root).join("wasm-native"),
+    ))?;
+    status(cargo().current_dir(root).args(["build", "-p", "conserver"]))?;
+    status(cargo().current_dir(root).args(["test", "--workspace"]).args(extra))
+}
