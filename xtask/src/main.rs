@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 /// Standard links shipped with conserver (`module: links.<name>`).
 const STANDARD_LINKS: &[&str] = &["tag"];
 /// Fixture components used only by tests.
-const FIXTURES: &[&str] = &["echo", "spin", "grow", "panic", "sleep"];
+const FIXTURES: &[&str] = &["echo", "spin", "grow", "panic", "sleep", "probe"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

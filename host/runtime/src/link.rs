@@ -46,6 +46,17 @@ pub struct LoadedLink {
     limits: Limits,
 }
 
+impl std::fmt::Debug for LoadedLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedLink")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LoadedLink {
     pub(crate) fn new(name: String, path: PathBuf, digest: String, pre: LinkPre<HostState>, limits: Limits) -> Self {
         Self { name, path, digest, pre, limits }

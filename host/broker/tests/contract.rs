@@ -1,0 +1,171 @@
+//! One behavioural suite run against both backends: the embedded SQLite broker in a
+//! temp directory and Redis at `CONSERVER_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`; `.ci/run` starts it). Every key is unique per test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conserver_broker::{Broker, EmbeddedBroker, Popped, RedisBroker, Ttl, dlq_list, processing_list};
+use conserver_core::DlqReason;
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn reason(uuid: &str) -> DlqReason {
+    DlqReason {
+        uuid: uuid.into(),
+        chain: "main".into(),
+        link: "tag".into(),
+        error: "trap: boom".into(),
+        retryable: false,
+        attempts: 0,
+        at: "2026-01-01T00:00:00.000Z".into(),
+    }
+}
+
+async fn redis() -> Arc<dyn Broker> {
+    let url = std::env::var("CONSERVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    Arc::new(RedisBroker::connect(&url).await.unwrap_or_else(|e| panic!("{e} (start Redis or set CONSERVER_TEST_REDIS_URL)")))
+}
+
+async fn embedded(dir: &tempfile::TempDir) -> Arc<dyn Broker> {
+    Arc::new(EmbeddedBroker::open(dir.path()).await.unwrap())
+}
+
+async fn lists_are_fifo_with_a_head(broker: Arc<dyn Broker>) {
+    let list = unique("l");
+    let items: Vec<String> = (0..5).map(|i| format!("u{i}")).collect();
+    broker.push(&list, &items[..3]).await.unwrap();
+    broker.push(&list, &items[3..]).await.unwrap();
+    broker.push_front(&list, "first").await.unwrap();
+    assert_eq!(broker.len(&list).await.unwrap(), 6);
+    assert_eq!(broker.range(&list).await.unwrap(), ["first", "u0", "u1", "u2", "u3", "u4"]);
+    assert_eq!(broker.pop_front(&list).await.unwrap().as_deref(), Some("first"));
+    assert_eq!(broker.pop_back(&list).await.unwrap().as_deref(), Some("u4"));
+    broker.push(&list, &[]).await.unwrap();
+    assert_eq!(broker.len(&unique("empty")).await.unwrap(), 0);
+    assert_eq!(broker.pop_front(&unique("empty")).await.unwrap(), None);
+}
+
+async fn reliable_pop_moves_acks_and_requeues(broker: Arc<dyn Broker>) {
+    let (list, worker) = (unique("in"), unique("w"));
+    broker.push(&list, &["a".into(), "b".into()]).await.unwrap();
+    let mut popper = broker.popper(&worker).await.unwrap();
+    let lists = [list.clone()];
+    let a = popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    assert_eq!(a, Popped { list: list.clone(), uuid: "a".into() });
+    // The item is held in the worker's processing list, not lost.
+    assert_eq!(broker.range(&processing_list(&list, &worker)).await.unwrap(), ["a"]);
+    assert_eq!(broker.range(&list).await.unwrap(), ["b"]);
+    broker.ack(&worker, &a).await.unwrap();
+    assert_eq!(broker.len(&processing_list(&list, &worker)).await.unwrap(), 0);
+
+    let b = popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    broker.push(&list, &["c".into()]).await.unwrap();
+    broker.requeue(&worker, &b).await.unwrap();
+    // Requeued to the head, ahead of later arrivals.
+    assert_eq!(broker.range(&list).await.unwrap(), ["b", "c"]);
+    assert_eq!(broker.len(&processing_list(&list, &worker)).await.unwrap(), 0);
+
+    // An empty list waits about `wait`, then answers None.
+    let empty = [unique("empty")];
+    let started = Instant::now();
+    assert_eq!(popper.pop(&empty, Duration::from_millis(200)).await.unwrap(), None);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+}
+
+async fn a_waiting_pop_wakes_on_push(broker: Arc<dyn Broker>) {
+    let (list, worker) = (unique("in"), unique("w"));
+    let mut popper = broker.popper(&worker).await.unwrap();
+    let pusher = broker.clone();
+    let pushed = list.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pusher.push(&pushed, &["late".into()]).await.unwrap();
+    });
+    let got = popper.pop(std::slice::from_ref(&list), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.map(|p| p.uuid).as_deref(), Some("late"));
+}
+
+async fn several_lists_are_served_in_turn(broker: Arc<dyn Broker>) {
+    let (busy, quiet, worker) = (unique("busy"), unique("quiet"), unique("w"));
+    let many: Vec<String> = (0..20).map(|i| format!("b{i}")).collect();
+    broker.push(&busy, &many).await.unwrap();
+    broker.push(&quiet, &["q".into()]).await.unwrap();
+    let mut popper = broker.popper(&worker).await.unwrap();
+    let lists = [busy.clone(), quiet.clone()];
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        order.push(popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap().list);
+    }
+    assert!(order.contains(&quiet), "the quiet list starved: {order:?}");
+}
+
+async fn vcon_documents_and_ttls(broker: Arc<dyn Broker>) {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    assert_eq!(broker.get_vcon(&uuid).await.unwrap(), None);
+    broker.put_vcon(&uuid, r#"{"uuid":"x"}"#, Ttl::Secs(1)).await.unwrap();
+    // A write that keeps the TTL keeps the expiry; the document expires.
+    broker.put_vcon(&uuid, r#"{"uuid":"y"}"#, Ttl::Keep).await.unwrap();
+    assert_eq!(broker.get_vcon(&uuid).await.unwrap().as_deref(), Some(r#"{"uuid":"y"}"#));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(broker.get_vcon(&uuid).await.unwrap(), None);
+
+    broker.put_vcon(&uuid, "{}", Ttl::Secs(0)).await.unwrap();
+    broker.expire_vcon(&uuid, 1).await.unwrap();
+    broker.expire_vcon(&uuid, 0).await.unwrap(); // 0 removes the expiry again
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(broker.get_vcon(&uuid).await.unwrap().is_some());
+    assert!(broker.delete_vcon(&uuid).await.unwrap());
+    assert!(!broker.delete_vcon(&uuid).await.unwrap());
+}
+
+async fn dead_letters_keep_the_python_list_and_a_reason(broker: Arc<dyn Broker>) {
+    let ingress = unique("in");
+    let uuid = uuid::Uuid::new_v4().to_string();
+    broker.put_vcon(&uuid, "{}", Ttl::Secs(0)).await.unwrap();
+    broker.dead_letter(&ingress, reason(&uuid), 100).await.unwrap();
+    broker.dead_letter(&ingress, reason("other"), 0).await.unwrap();
+    assert_eq!(broker.range(&dlq_list(&ingress)).await.unwrap(), [uuid.clone(), "other".to_string()]);
+    let reasons = broker.dlq_reasons(&ingress).await.unwrap();
+    assert_eq!(reasons.len(), 2);
+    assert_eq!((reasons[0].uuid.as_str(), reasons[0].attempts), (uuid.as_str(), 1));
+    // A second dead-lettering of the same uuid counts the attempt.
+    broker.dead_letter(&ingress, reason(&uuid), 100).await.unwrap();
+    let again = broker.dlq_reasons(&ingress).await.unwrap();
+    assert!(again.iter().any(|r| r.uuid == uuid && r.attempts == 2), "{again:?}");
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded_backend {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$case(embedded(&dir).await).await;
+                }
+            )*
+        }
+        mod redis_backend {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(redis().await).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    lists_are_fifo_with_a_head,
+    reliable_pop_moves_acks_and_requeues,
+    a_waiting_pop_wakes_on_push,
+    several_lists_are_served_in_turn,
+    vcon_documents_and_ttls,
+    dead_letters_keep_the_python_list_and_a_reason,
+);
