@@ -32,7 +32,9 @@ impl Context {
                     ctx.link_name
                 )));
             }
-            Err(e) => return Err(LinkError::fatal(format!("options of link `{}` are not JSON: {e}", ctx.link_name))),
+            Err(e) => {
+                return Err(LinkError::fatal(format!("options of link `{}` are not JSON: {e}", ctx.link_name)));
+            }
         };
         Ok(Self {
             link_name: ctx.link_name,
@@ -62,9 +64,8 @@ impl Context {
     pub fn option_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, LinkError> {
         match self.options.get(key) {
             None | Some(Value::Null) => Ok(default),
-            Some(value) => serde_json::from_value(value.clone()).map_err(|e| {
-                LinkError::fatal(format!("option `{key}` of link `{}` is invalid: {e}", self.link_name))
-            }),
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|e| LinkError::fatal(format!("option `{key}` of link `{}` is invalid: {e}", self.link_name))),
         }
     }
 

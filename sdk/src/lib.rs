@@ -36,8 +36,8 @@ mod context;
 mod error;
 pub mod log;
 pub mod python_json;
-mod verdict;
 mod vcon;
+mod verdict;
 
 /// Bindings generated from the `vcon:conserver@0.1.0` WIT world. Link authors do not
 /// normally need them; [`export_link!`] wires a [`Link`] to them.
@@ -72,8 +72,8 @@ pub trait Link {
 /// The names a link usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Analysis, Attachment, Context, Dialog, Directive, Link, LinkError, LinkResult, Party,
-        Vcon, Verdict, export_link,
+        Analysis, Attachment, Context, Dialog, Directive, Link, LinkError, LinkResult, Party, Vcon, Verdict,
+        export_link,
     };
 }
 
@@ -83,22 +83,30 @@ pub mod prelude {
 #[macro_export]
 macro_rules! export_link {
     ($link:ty) => {
+        // Only a wasm build exports the component interface; native builds (unit
+        // tests of the link) compile the link without it.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
-        struct __ConserverLinkExport;
+        mod __conserver_link_export {
+            #[allow(unused_imports)]
+            use super::*;
 
-        impl $crate::bindings::exports::vcon::conserver::processor::Guest for __ConserverLinkExport {
-            fn process(
-                context: $crate::bindings::vcon::conserver::types::Context,
-                vcon: ::std::string::String,
-            ) -> ::std::result::Result<
-                $crate::bindings::vcon::conserver::types::Verdict,
-                $crate::bindings::vcon::conserver::types::LinkError,
-            > {
-                $crate::__private::run::<$link>(context, vcon)
+            struct Export;
+
+            impl $crate::bindings::exports::vcon::conserver::processor::Guest for Export {
+                fn process(
+                    context: $crate::bindings::vcon::conserver::types::Context,
+                    vcon: ::std::string::String,
+                ) -> ::std::result::Result<
+                    $crate::bindings::vcon::conserver::types::Verdict,
+                    $crate::bindings::vcon::conserver::types::LinkError,
+                > {
+                    $crate::__private::run::<$link>(context, vcon)
+                }
             }
-        }
 
-        $crate::bindings::export_link_world!(__ConserverLinkExport);
+            $crate::bindings::export_link_world!(Export);
+        }
     };
 }
 
@@ -113,8 +121,6 @@ pub mod __private {
         let ctx = Context::from_wit(context).map_err(LinkError::into_wit)?;
         let vcon = Vcon::from_json(&vcon)
             .map_err(|e| LinkError::fatal(format!("the host sent a vCon that is not a JSON object: {e}")).into_wit())?;
-        L::process(&ctx, vcon)
-            .and_then(|verdict| verdict.into_wit())
-            .map_err(LinkError::into_wit)
+        L::process(&ctx, vcon).and_then(|verdict| verdict.into_wit()).map_err(LinkError::into_wit)
     }
 }

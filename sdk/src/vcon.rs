@@ -328,8 +328,7 @@ mod tests {
     fn object_analysis_bodies_are_stored_as_json_strings() {
         let mut vcon = Vcon::default();
         let body = json!({"k": "v"});
-        vcon.add_analysis(Analysis { kind: Some("summary".into()), body: Some(body), ..Default::default() })
-            .unwrap();
+        vcon.add_analysis(Analysis { kind: Some("summary".into()), body: Some(body), ..Default::default() }).unwrap();
         assert_eq!(vcon.analysis()[0].body, Some(json!("{\"k\": \"v\"}")));
         assert_eq!(vcon.analysis()[0].encoding.as_deref(), Some("json"));
     }

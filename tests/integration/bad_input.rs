@@ -31,7 +31,10 @@ async fn a_body_that_is_not_a_vcon_gets_422_and_enqueues_nothing() {
     // A bad uuid in the path is a 422 naming the path parameter.
     let (status, body) = server.get_json("/api/vcon/nope").await;
     assert_eq!((status, body["detail"][0]["loc"].clone()), (422, json!(["path", "vcon_uuid"])));
-    assert_eq!(server.get_json(&format!("/api/vcon/{}", uuid::Uuid::new_v4())).await, (404, json!({"detail": "vCon not found"})));
+    assert_eq!(
+        server.get_json(&format!("/api/vcon/{}", uuid::Uuid::new_v4())).await,
+        (404, json!({"detail": "vCon not found"}))
+    );
 }
 
 #[test]
@@ -65,7 +68,11 @@ fn a_config_naming_a_missing_component_is_refused_with_the_link_and_path() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("link `ghost`"));
 
     // A valid config passes `check`.
-    std::fs::write(&config, "links:\n  tag:\n    module: links.tag\nchains:\n  c:\n    links: [tag]\n    ingress_lists: [in]\n").unwrap();
+    std::fs::write(
+        &config,
+        "links:\n  tag:\n    module: links.tag\nchains:\n  c:\n    links: [tag]\n    ingress_lists: [in]\n",
+    )
+    .unwrap();
     let out = Command::new(binary())
         .args(["check", config.to_str().unwrap()])
         .env("CONSERVER_DATA_DIR", dir.path().join("data"))

@@ -4,7 +4,10 @@
 //! Run with `cargo xtask test`. Redis is expected at `CONSERVER_TEST_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`); `.ci/run` starts it when it is not running.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 mod bad_input;
 mod end_to_end;
+mod example_config;
 mod sandbox;
 mod support;

@@ -46,7 +46,8 @@ async fn every_runaway_is_dead_lettered_and_the_worker_goes_on() {
     let good_in = unique("good");
     let good_out = unique("good-out");
     let mut links = format!("  tag:\n    component: {}\n", component("tag.wasm").display());
-    let mut chains = format!("  good:\n    links: [tag]\n    ingress_lists: [{good_in}]\n    egress_lists: [{good_out}]\n");
+    let mut chains =
+        format!("  good:\n    links: [tag]\n    ingress_lists: [{good_in}]\n    egress_lists: [{good_out}]\n");
     let mut lists = Vec::new();
     for case in CASES {
         let list = unique(case.link);

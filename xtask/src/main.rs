@@ -6,7 +6,8 @@
 //!   `links/testing/`), where `conserver` looks for `module: links.<name>`.
 //! * `run` — build everything (release) and serve `config.example.yml` on
 //!   127.0.0.1:8000 with the embedded broker.
-//! * `test` — build the links and fixtures, then run every test of the workspace.
+//! * `test` — start the services the tests need when they are not running (Redis),
+//!   build the links, fixtures and the link template, then run every test.
 //!
 //! Nothing here runs nested cargo from a build script; every step is visible.
 
@@ -14,6 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+mod services;
+
+/// The native target the links' unit tests run on.
+const HOST_TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
 /// Standard links shipped with conserver (`module: links.<name>`).
 const STANDARD_LINKS: &[&str] = &["tag"];
@@ -110,11 +116,26 @@ fn run(root: &Path) -> Result<()> {
 }
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
+    services::ensure_redis()?;
     build_links(root, &["debug"])?;
-    status(cargo().current_dir(root.join("links")).args(["test", "--target", "x86_64-unknown-linux-gnu"]).env(
-        "CARGO_TARGET_DIR",
-        target_dir(root).join("wasm-native"),
-    ))?;
-    status(cargo().current_dir(root).args(["build", "-p", "conserver"]))?;
+    // The link template must keep building against the SDK.
+    status(
+        cargo()
+            .current_dir(root.join("sdk/template"))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .env("CARGO_TARGET_DIR", target_dir(root).join("wasm")),
+    )?;
+    // Unit tests of the links and the template, compiled natively.
+    let native = target_dir(root).join("wasm-native");
+    for dir in ["links", "sdk/template"] {
+        status(
+            cargo()
+                .current_dir(root.join(dir))
+                .args(["test", "--target", HOST_TRIPLE])
+                .env("CARGO_TARGET_DIR", &native),
+        )?;
+    }
+    // One invocation for the whole workspace: the integration tests build the
+    // `conserver` binary with the same feature set, so nothing is compiled twice.
     status(cargo().current_dir(root).args(["test", "--workspace"]).args(extra))
 }

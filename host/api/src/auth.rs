@@ -21,10 +21,10 @@ pub async fn require_token(State(state): State<ApiState>, request: Request, next
         .get(state.settings.header.as_str())
         .map(|value| value.as_bytes())
         .filter(|value| !value.is_empty());
-    let Some(presented) = presented else { return ApiError::Forbidden.into_response() };
+    let Some(presented) = presented else {
+        return ApiError::Forbidden.into_response();
+    };
     // Compare against every token so timing does not reveal which one matched.
-    let matched = tokens
-        .iter()
-        .fold(subtle::Choice::from(0), |acc, token| acc | token.as_bytes().ct_eq(presented));
+    let matched = tokens.iter().fold(subtle::Choice::from(0), |acc, token| acc | token.as_bytes().ct_eq(presented));
     if bool::from(matched) { next.run(request).await } else { ApiError::Forbidden.into_response() }
 }

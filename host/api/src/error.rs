@@ -15,16 +15,7 @@ pub enum ApiError {
     /// 404 with a message.
     NotFound(&'static str),
     /// 422 with one FastAPI-style validation entry.
-    Validation {
-        /// Machine-readable kind, e.g. `uuid_parsing`, `json_invalid`.
-        kind: &'static str,
-        /// Where: `["body", "uuid"]`, `["path", "vcon_uuid"]`, …
-        loc: Vec<String>,
-        /// Human message naming the field.
-        msg: String,
-        /// The offending input.
-        input: Value,
-    },
+    Validation(Box<Invalid>),
     /// 500 with a generic message; `cause` is logged only.
     Internal {
         /// The message the client sees, e.g. `Failed to store vCon`.
@@ -37,17 +28,52 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            Self::Forbidden => (StatusCode::FORBIDDEN, Json(json!({"detail": "Invalid API Key"}))).into_response(),
-            Self::NotFound(detail) => (StatusCode::NOT_FOUND, Json(json!({"detail": detail}))).into_response(),
-            Self::Validation { kind, loc, msg, input } => (
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                Json(json!({"detail": "Invalid API Key"})),
+            )
+                .into_response(),
+            Self::NotFound(detail) => {
+                (StatusCode::NOT_FOUND, Json(json!({"detail": detail}))).into_response()
+            }
+            Self::Validation(invalid) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({"detail": [{"type": kind, "loc": loc, "msg": msg, "input": input}]})),
+                Json(json!({"detail": [{"type": invalid.kind, "loc": invalid.loc, "msg": invalid.msg, "input": invalid.input}]})),
             )
                 .into_response(),
             Self::Internal { detail, cause } => {
                 tracing::error!(error = %cause, detail, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"detail": detail}))).into_response()
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"detail": detail})),
+                )
+                    .into_response()
             }
         }
+    }
+}
+
+/// One validation problem, as a FastAPI `detail` entry.
+#[derive(Debug)]
+pub struct Invalid {
+    /// Machine-readable kind, e.g. `uuid_parsing`, `json_invalid`.
+    pub kind: &'static str,
+    /// Where: `["body", "uuid"]`, `["path", "vcon_uuid"]`, …
+    pub loc: Vec<String>,
+    /// Human message naming the field.
+    pub msg: String,
+    /// The offending input.
+    pub input: Value,
+}
+
+impl ApiError {
+    /// A 422 for `loc` (e.g. `["query", "limit"]`).
+    pub fn invalid(kind: &'static str, loc: &[&str], msg: impl Into<String>, input: Value) -> Self {
+        Self::Validation(Box::new(Invalid {
+            kind,
+            loc: loc.iter().map(|s| s.to_string()).collect(),
+            msg: msg.into(),
+            input,
+        }))
     }
 }

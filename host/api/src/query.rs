@@ -3,11 +3,10 @@
 
 /// Every value of `key` in `query`, in order.
 pub fn all_values(query: Option<&str>, key: &str) -> Vec<String> {
-    let Some(query) = query else { return Vec::new() };
-    form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-        .collect()
+    let Some(query) = query else {
+        return Vec::new();
+    };
+    form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == key).map(|(_, v)| v.into_owned()).collect()
 }
 
 #[cfg(test)]

@@ -94,12 +94,17 @@ fn invalid_vcon(error: VconError, body: &Bytes) -> ApiError {
         VconError::NotJson(_) => Value::String(String::from_utf8_lossy(body).chars().take(200).collect()),
         _ => Value::Null,
     };
-    ApiError::Validation { kind, loc, msg: error.to_string(), input }
+    let loc: Vec<&str> = loc.iter().map(String::as_str).collect();
+    ApiError::invalid(kind, &loc, error.to_string(), input)
 }
 
 /// `POST /vcon?ingress_lists=a&ingress_lists=b`: store the vCon, then enqueue its
 /// uuid on each list. 201 with the stored document.
-async fn create_vcon(State(state): State<ApiState>, RawQuery(query): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+async fn create_vcon(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let vcon = ingest_vcon(&body).map_err(|e| invalid_vcon(e, &body))?;
     let document = vcon.to_json();
     let broker = &state.broker;
@@ -118,11 +123,8 @@ async fn create_vcon(State(state): State<ApiState>, RawQuery(query): RawQuery, b
 
 /// `GET /vcon/{uuid}`: the stored vCon, or 404.
 async fn read_vcon(State(state): State<ApiState>, Path(raw_uuid): Path<String>) -> Result<Response, ApiError> {
-    let uuid = canonical_uuid(&raw_uuid).map_err(|e| ApiError::Validation {
-        kind: "uuid_parsing",
-        loc: vec!["path".into(), "vcon_uuid".into()],
-        msg: e.to_string(),
-        input: Value::String(raw_uuid.clone()),
+    let uuid = canonical_uuid(&raw_uuid).map_err(|e| {
+        ApiError::invalid("uuid_parsing", &["path", "vcon_uuid"], e.to_string(), Value::String(raw_uuid.clone()))
     })?;
     match state.broker.get_vcon(&uuid).await {
         Ok(Some(document)) => Ok(json_response(StatusCode::OK, document)),
@@ -133,11 +135,8 @@ async fn read_vcon(State(state): State<ApiState>, Path(raw_uuid): Path<String>) 
 
 /// A required query parameter, or the FastAPI 422 `missing` answer naming it.
 fn required(query: Option<&str>, key: &'static str) -> Result<String, ApiError> {
-    all_values(query, key).pop().ok_or_else(|| ApiError::Validation {
-        kind: "missing",
-        loc: vec!["query".into(), key.into()],
-        msg: format!("query parameter `{key}` is required"),
-        input: Value::Null,
+    all_values(query, key).pop().ok_or_else(|| {
+        ApiError::invalid("missing", &["query", key], format!("query parameter `{key}` is required"), Value::Null)
     })
 }
 
@@ -145,11 +144,13 @@ fn required(query: Option<&str>, key: &'static str) -> Result<String, ApiError> 
 fn integer(query: Option<&str>, key: &'static str, default: i64) -> Result<i64, ApiError> {
     match all_values(query, key).pop() {
         None => Ok(default),
-        Some(text) => text.trim().parse().map_err(|_| ApiError::Validation {
-            kind: "int_parsing",
-            loc: vec!["query".into(), key.into()],
-            msg: format!("query parameter `{key}` must be a whole number"),
-            input: Value::String(text),
+        Some(text) => text.trim().parse().map_err(|_| {
+            ApiError::invalid(
+                "int_parsing",
+                &["query", key],
+                format!("query parameter `{key}` must be a whole number"),
+                Value::String(text),
+            )
         }),
     }
 }
@@ -164,7 +165,9 @@ async fn pop_egress(State(state): State<ApiState>, RawQuery(query): RawQuery) ->
         match state.broker.pop_front(&list).await {
             Ok(Some(uuid)) => popped.push(uuid),
             Ok(None) => break,
-            Err(e) => return Err(ApiError::Internal { detail: "Failed to pop from egress list", cause: e.to_string() }),
+            Err(e) => {
+                return Err(ApiError::Internal { detail: "Failed to pop from egress list", cause: e.to_string() });
+            }
         }
     }
     Ok(Json(popped))
@@ -174,8 +177,10 @@ async fn pop_egress(State(state): State<ApiState>, RawQuery(query): RawQuery) ->
 /// `detail=true`, each entry's recorded reason instead.
 async fn read_dlq(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let ingress = required(query.as_deref(), "ingress_list")?;
-    let detail = all_values(query.as_deref(), "detail").pop().is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes"));
-    let failed = |e: conserver_broker::BrokerError| ApiError::Internal { detail: "Failed to read DLQ", cause: e.to_string() };
+    let detail =
+        all_values(query.as_deref(), "detail").pop().is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes"));
+    let failed =
+        |e: conserver_broker::BrokerError| ApiError::Internal { detail: "Failed to read DLQ", cause: e.to_string() };
     if detail {
         let reasons = state.broker.dlq_reasons(&ingress).await.map_err(failed)?;
         Ok(Json(reasons).into_response())

@@ -54,7 +54,12 @@ fn new_runtime(settings: &Settings) -> Result<Runtime> {
     Ok(Runtime::new(&RuntimeOptions { cache_dir: Some(settings.component_cache_dir.clone()), max_instances })?)
 }
 
-async fn build_snapshot(config: Config, config_file: PathBuf, links_dir: PathBuf, runtime: Runtime) -> Result<Snapshot> {
+async fn build_snapshot(
+    config: Config,
+    config_file: PathBuf,
+    links_dir: PathBuf,
+    runtime: Runtime,
+) -> Result<Snapshot> {
     let config_dir = config_file.parent().map(Path::to_path_buf).unwrap_or_default();
     let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&config, &config_dir, &links_dir, &runtime))
         .await

@@ -61,10 +61,8 @@ fn secs(value: u64) -> i64 {
 impl EmbeddedBroker {
     /// Open (creating if needed) the store in directory `dir`.
     pub async fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| BrokerError::Sqlite {
-            operation: "create data directory",
-            source: sqlx::Error::Io(e),
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BrokerError::Sqlite { operation: "create data directory", source: sqlx::Error::Io(e) })?;
         let url = format!("sqlite://{}", dir.join("broker.sqlite3").display());
         let options = SqliteConnectOptions::from_str(&url)
             .op("parse path")?
@@ -266,16 +264,15 @@ impl Broker for EmbeddedBroker {
     async fn dead_letter(&self, ingress: &str, mut reason: DlqReason, expiry_secs: u64) -> Result<()> {
         let list = dlq_list(ingress);
         let mut tx = self.pool.begin().await.op("begin dead-letter")?;
-        let previous: Option<String> = sqlx::query_scalar("SELECT reason FROM dlq_reasons WHERE list = ?1 AND uuid = ?2")
-            .bind(&list)
-            .bind(&reason.uuid)
-            .fetch_optional(&mut *tx)
-            .await
-            .op("read dlq reason")?;
-        reason.attempts = previous
-            .and_then(|text| serde_json::from_str::<DlqReason>(&text).ok())
-            .map_or(0, |r| r.attempts)
-            + 1;
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM dlq_reasons WHERE list = ?1 AND uuid = ?2")
+                .bind(&list)
+                .bind(&reason.uuid)
+                .fetch_optional(&mut *tx)
+                .await
+                .op("read dlq reason")?;
+        reason.attempts =
+            previous.and_then(|text| serde_json::from_str::<DlqReason>(&text).ok()).map_or(0, |r| r.attempts) + 1;
         let text = serde_json::to_string(&reason).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO list_items (list, pos, item)

@@ -29,9 +29,14 @@ impl BrokerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Redis { source, .. } => {
-                source.is_io_error() || source.is_connection_dropped() || source.is_timeout() || source.is_connection_refusal()
+                source.is_io_error()
+                    || source.is_connection_dropped()
+                    || source.is_timeout()
+                    || source.is_connection_refusal()
             }
-            Self::Sqlite { source, .. } => matches!(source, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)),
+            Self::Sqlite { source, .. } => {
+                matches!(source, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
+            }
             Self::Corrupt(_) => false,
         }
     }

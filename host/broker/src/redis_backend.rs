@@ -83,10 +83,7 @@ impl Broker for RedisBroker {
     }
 
     async fn ack(&self, worker: &str, item: &Popped) -> Result<()> {
-        self.conn()
-            .lrem::<_, _, ()>(processing_list(&item.list, worker), 1, &item.uuid)
-            .await
-            .op("LREM processing")
+        self.conn().lrem::<_, _, ()>(processing_list(&item.list, worker), 1, &item.uuid).await.op("LREM processing")
     }
 
     async fn requeue(&self, worker: &str, item: &Popped) -> Result<()> {
@@ -133,9 +130,7 @@ impl Broker for RedisBroker {
     async fn dead_letter(&self, ingress: &str, mut reason: DlqReason, expiry_secs: u64) -> Result<()> {
         let reasons_key = dlq_reasons_key(ingress);
         let previous: Option<String> = self.conn().hget(&reasons_key, &reason.uuid).await.op("HGET dlq reason")?;
-        let earlier = previous
-            .and_then(|text| serde_json::from_str::<DlqReason>(&text).ok())
-            .map_or(0, |r| r.attempts);
+        let earlier = previous.and_then(|text| serde_json::from_str::<DlqReason>(&text).ok()).map_or(0, |r| r.attempts);
         reason.attempts = earlier + 1;
         let text = serde_json::to_string(&reason).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
         let mut pipe = redis::pipe();
@@ -151,13 +146,12 @@ impl Broker for RedisBroker {
         if uuids.is_empty() {
             return Ok(Vec::new());
         }
-        let texts: Vec<Option<String>> =
-            redis::cmd("HMGET")
-                .arg(dlq_reasons_key(ingress))
-                .arg(&uuids)
-                .query_async(&mut self.conn())
-                .await
-                .op("HMGET dlq reasons")?;
+        let texts: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(dlq_reasons_key(ingress))
+            .arg(&uuids)
+            .query_async(&mut self.conn())
+            .await
+            .op("HMGET dlq reasons")?;
         Ok(texts.into_iter().flatten().filter_map(|t| serde_json::from_str(&t).ok()).collect())
     }
 }

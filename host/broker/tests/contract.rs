@@ -2,6 +2,8 @@
 //! temp directory and Redis at `CONSERVER_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`; `.ci/run` starts it). Every key is unique per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,11 @@ fn reason(uuid: &str) -> DlqReason {
 
 async fn redis() -> Arc<dyn Broker> {
     let url = std::env::var("CONSERVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    Arc::new(RedisBroker::connect(&url).await.unwrap_or_else(|e| panic!("{e} (start Redis or set CONSERVER_TEST_REDIS_URL)")))
+    Arc::new(
+        RedisBroker::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{e} (start Redis or set CONSERVER_TEST_REDIS_URL)")),
+    )
 }
 
 async fn embedded(dir: &tempfile::TempDir) -> Arc<dyn Broker> {

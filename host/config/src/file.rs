@@ -137,7 +137,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let parse_error = |message: String| ConfigError::Parse { path: path.to_path_buf(), message };
         // An empty document (or only comments) is an empty config, as in Python.
-        let value: Option<serde_yaml_ng::Value> = serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let value: Option<serde_yaml_ng::Value> =
+            serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
         let config: Config = match value {
             None | Some(serde_yaml_ng::Value::Null) => Config::default(),
             Some(value) => serde_yaml_ng::from_value(value).map_err(|e| parse_error(e.to_string()))?,
@@ -177,7 +178,9 @@ impl Config {
                 if !self.storages.contains_key(storage) {
                     return Err(invalid(
                         format!("chains.{chain_name}.storages[{i}]"),
-                        format!("names storage `{storage}`, which is not defined under `storages:`; define it or remove it"),
+                        format!(
+                            "names storage `{storage}`, which is not defined under `storages:`; define it or remove it"
+                        ),
                     ));
                 }
             }
@@ -272,15 +275,15 @@ imports:
 
     #[test]
     fn two_chains_on_one_ingress_list_are_refused() {
-        let err = parse("chains:\n  a:\n    ingress_lists: [in]\n  b:\n    ingress_lists: [in]\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse("chains:\n  a:\n    ingress_lists: [in]\n  b:\n    ingress_lists: [in]\n").unwrap_err().to_string();
         assert!(err.contains("already read by chain `a`"), "{err}");
     }
 
     #[test]
     fn disabled_chains_do_not_claim_lists() {
-        let config = parse("chains:\n  a:\n    ingress_lists: [in]\n    enabled: 0\n  b:\n    ingress_lists: [in]\n").unwrap();
+        let config =
+            parse("chains:\n  a:\n    ingress_lists: [in]\n    enabled: 0\n  b:\n    ingress_lists: [in]\n").unwrap();
         assert_eq!(config.enabled_chains().count(), 1);
     }
 
@@ -288,5 +291,19 @@ imports:
     fn yaml_errors_name_the_file() {
         let err = parse("links: [").unwrap_err().to_string();
         assert!(err.contains("test.yml"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.example.yml");
+        let config = Config::load(&path).unwrap();
+        assert!(config.chains.contains_key("main"));
+        assert_eq!(config.links["tag"].module.as_deref(), Some("links.tag"));
+        assert!(config.unknown.is_empty(), "unknown keys: {:?}", config.unknown.keys());
     }
 }

@@ -48,7 +48,9 @@ pub fn ingest_vcon(body: &[u8]) -> Result<IngestedVcon, VconError> {
         Some(Value::String(text)) => canonical_uuid(text)?,
         Some(Value::Null) | None if document.contains_key("vcon") => Uuid::new_v4().hyphenated().to_string(),
         Some(Value::Null) | None => return Err(VconError::MissingUuid),
-        Some(_) => return Err(VconError::WrongType { field: "uuid".into(), expected: "a string" }),
+        Some(_) => {
+            return Err(VconError::WrongType { field: "uuid".into(), expected: "a string" });
+        }
     };
     match document.get_mut("uuid") {
         Some(slot) => *slot = Value::String(uuid.clone()),

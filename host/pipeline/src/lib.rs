@@ -18,6 +18,6 @@ mod worker;
 
 pub use error::PipelineError;
 pub use plan::{ChainPlan, LinkStep, Snapshot, resolve_component};
+pub use process::Outcome;
 pub use process::{Failure, ProcessOptions, process_vcon};
 pub use worker::{WorkerSettings, Workers, worker_id};
-pub use process::Outcome;

@@ -55,7 +55,12 @@ pub fn resolve_component(def: &LinkDef, config_dir: &Path, links_dir: &Path) -> 
 impl Snapshot {
     /// Load every link used by an enabled chain and build every storage. Compiling
     /// is CPU-heavy on a cold cache: call from a blocking thread.
-    pub fn build(config: &Config, config_dir: &Path, links_dir: &Path, runtime: &Runtime) -> Result<Self, PipelineError> {
+    pub fn build(
+        config: &Config,
+        config_dir: &Path,
+        links_dir: &Path,
+        runtime: &Runtime,
+    ) -> Result<Self, PipelineError> {
         let defaults = config.wasm.limits;
         let mut loaded: HashMap<&str, LinkStep> = HashMap::new();
         let mut storages: HashMap<&str, Arc<dyn Storage>> = HashMap::new();
@@ -68,10 +73,8 @@ impl Snapshot {
                     continue;
                 }
                 let link_error = |message: String| PipelineError::Link { link: link_name.clone(), message };
-                let def = config
-                    .links
-                    .get(link_name)
-                    .ok_or_else(|| link_error("is not defined under `links:`".into()))?;
+                let def =
+                    config.links.get(link_name).ok_or_else(|| link_error("is not defined under `links:`".into()))?;
                 let path = resolve_component(def, config_dir, links_dir)
                     .ok_or_else(|| link_error("has neither `module` nor `component`".into()))?;
                 let link = runtime

@@ -78,7 +78,9 @@ async fn run_chain(
     let Some(mut vcon) = broker.get_vcon(uuid).await? else {
         return Ok(Err(Failure {
             step: "load".into(),
-            error: format!("vCon {uuid} is not in the broker (never stored, deleted, or expired: see VCON_REDIS_EXPIRY)"),
+            error: format!(
+                "vCon {uuid} is not in the broker (never stored, deleted, or expired: see VCON_REDIS_EXPIRY)"
+            ),
             retryable: false,
         }));
     };

@@ -84,7 +84,9 @@ struct Worker {
 impl Worker {
     async fn run(self) {
         tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "worker started");
-        let Some(mut popper) = self.connect_popper().await else { return };
+        let Some(mut popper) = self.connect_popper().await else {
+            return;
+        };
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let tasks = TaskTracker::new();
         let hard_stop = CancellationToken::new();

@@ -25,9 +25,15 @@ impl ComponentCache {
     }
 
     /// The compiled component for `bytes`, and the wasm's SHA-256 (hex).
-    pub(crate) fn component(&self, engine: &Engine, bytes: &[u8], source: &Path) -> Result<(Component, String), RuntimeError> {
+    pub(crate) fn component(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        source: &Path,
+    ) -> Result<(Component, String), RuntimeError> {
         let digest = hex::encode(Sha256::digest(bytes));
-        let compile_error = |e: wasmtime::Error| RuntimeError::Compile { path: source.to_path_buf(), message: format!("{e:#}") };
+        let compile_error =
+            |e: wasmtime::Error| RuntimeError::Compile { path: source.to_path_buf(), message: format!("{e:#}") };
         let Some(dir) = &self.dir else {
             return Ok((Component::new(engine, bytes).map_err(compile_error)?, digest));
         };

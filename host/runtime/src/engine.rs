@@ -9,11 +9,11 @@ use conserver_config::Limits;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::RuntimeError;
 use crate::bindings::{Link, LinkPre};
 use crate::cache::ComponentCache;
 use crate::host::HostState;
 use crate::link::LoadedLink;
-use crate::RuntimeError;
 
 /// How often the epoch ticker advances. Deadlines are measured in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -73,7 +73,8 @@ impl Runtime {
     pub fn load(&self, name: &str, path: &Path, limits: Limits) -> Result<LoadedLink, RuntimeError> {
         let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
         let (component, digest) = self.cache.component(&self.engine, &bytes, path)?;
-        let not_a_link = |e: wasmtime::Error| RuntimeError::NotALink { path: path.to_path_buf(), message: format!("{e:#}") };
+        let not_a_link =
+            |e: wasmtime::Error| RuntimeError::NotALink { path: path.to_path_buf(), message: format!("{e:#}") };
         let pre = self.linker.instantiate_pre(&component).map_err(not_a_link)?;
         let pre = LinkPre::new(pre).map_err(not_a_link)?;
         Ok(LoadedLink::new(name.to_string(), path.to_path_buf(), digest, pre, limits))

@@ -9,7 +9,9 @@ pub enum RuntimeError {
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
     /// The component file is missing or unreadable.
-    #[error("cannot read link component {path}: {source} (build the links with `cargo xtask build-links`, or fix the `component:` path)")]
+    #[error(
+        "cannot read link component {path}: {source} (build the links with `cargo xtask build-links`, or fix the `component:` path)"
+    )]
     Read {
         /// The file.
         path: PathBuf,

@@ -75,13 +75,22 @@ impl fmt::Display for LinkFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::FuelExhausted { budget } => {
-                write!(f, "fuel exhausted: the call used its whole budget of {budget} (raise `limits.fuel` if the link is legitimately heavy)")
+                write!(
+                    f,
+                    "fuel exhausted: the call used its whole budget of {budget} (raise `limits.fuel` if the link is legitimately heavy)"
+                )
             }
             Self::Timeout { timeout_ms } => {
-                write!(f, "timeout: the call ran past its {timeout_ms} ms deadline (raise `limits.timeout_ms` if it is legitimately slow)")
+                write!(
+                    f,
+                    "timeout: the call ran past its {timeout_ms} ms deadline (raise `limits.timeout_ms` if it is legitimately slow)"
+                )
             }
             Self::MemoryLimit { limit_bytes } => {
-                write!(f, "memory limit: the call tried to grow past {limit_bytes} bytes (raise `limits.memory_bytes` if needed)")
+                write!(
+                    f,
+                    "memory limit: the call tried to grow past {limit_bytes} bytes (raise `limits.memory_bytes` if needed)"
+                )
             }
             Self::Trap { message } => write!(f, "trap: {message}"),
             Self::Refused { message, .. } => write!(f, "link error: {message}"),

@@ -2,8 +2,8 @@
 //! stderr captured into a bounded buffer), the memory limiter, and the `log`
 //! import with its per-call budget.
 
-use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use conserver_config::Limits;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+use crate::LinkFailure;
 use crate::bindings::{Action, Directive, LinkPre, wit};
 use crate::engine::EPOCH_TICK;
 use crate::host::{CallLabels, HostState};
-use crate::LinkFailure;
 
 /// What a link call is about: everything in the WIT `context` except the link name.
 #[derive(Debug, Clone, Copy)]
@@ -86,12 +86,10 @@ impl LoadedLink {
     pub async fn invoke(&self, ctx: CallContext<'_>, vcon: &str) -> Result<LinkOutcome, LinkFailure> {
         let limits = self.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
-        let labels = CallLabels {
-            link: self.name.clone(),
-            chain: ctx.chain.to_string(),
-            vcon_uuid: ctx.vcon_uuid.to_string(),
-        };
-        let mut store = Store::new(self.pre.engine(), HostState::new(labels, limits.memory_bytes, Instant::now() + timeout));
+        let labels =
+            CallLabels { link: self.name.clone(), chain: ctx.chain.to_string(), vcon_uuid: ctx.vcon_uuid.to_string() };
+        let mut store =
+            Store::new(self.pre.engine(), HostState::new(labels, limits.memory_bytes, Instant::now() + timeout));
         store.limiter(|state| &mut state.limiter);
         store.set_fuel(limits.fuel).map_err(|e| LinkFailure::Host { message: format!("cannot set fuel: {e}") })?;
         // Check the deadline on every epoch tick, yielding to the executor in between
@@ -147,9 +145,15 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: Limits) -> LinkF
         return LinkFailure::MemoryLimit { limit_bytes: limits.memory_bytes };
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => return LinkFailure::FuelExhausted { budget: limits.fuel },
-        Some(Trap::Interrupt) => return LinkFailure::Timeout { timeout_ms: limits.timeout_ms },
-        _ if state.timed_out => return LinkFailure::Timeout { timeout_ms: limits.timeout_ms },
+        Some(Trap::OutOfFuel) => {
+            return LinkFailure::FuelExhausted { budget: limits.fuel };
+        }
+        Some(Trap::Interrupt) => {
+            return LinkFailure::Timeout { timeout_ms: limits.timeout_ms };
+        }
+        _ if state.timed_out => {
+            return LinkFailure::Timeout { timeout_ms: limits.timeout_ms };
+        }
         _ => {}
     }
     let stderr = panic_message(&state.stderr_text());

@@ -2,6 +2,8 @@
 //! `cargo xtask build-links`): verdicts, every limit, panics, the sandbox's empty
 //! capabilities, and the compiled-component cache.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::path::{Path, PathBuf};
 
 use conserver_config::Limits;
@@ -59,16 +61,21 @@ async fn tag_adds_the_python_tags_attachment_and_reports_fuel() {
 async fn each_limit_is_classified_and_the_next_call_succeeds() {
     let runtime = runtime();
     let echo = load(&runtime, "testing/echo.wasm", small_limits());
-    let cases: Vec<(&str, Limits, fn(&LinkFailure) -> bool)> = vec![
+    type Expectation = fn(&LinkFailure) -> bool;
+    let cases: Vec<(&str, Limits, Expectation)> = vec![
         ("testing/spin.wasm", small_limits(), |f| matches!(f, LinkFailure::FuelExhausted { budget: 100_000_000 })),
         ("testing/spin.wasm", Limits { fuel: u64::MAX, timeout_ms: 200, ..small_limits() }, |f| {
             matches!(f, LinkFailure::Timeout { timeout_ms: 200 })
         }),
         ("testing/grow.wasm", small_limits(), |f| matches!(f, LinkFailure::MemoryLimit { .. })),
-        ("testing/sleep.wasm", Limits { timeout_ms: 200, ..small_limits() }, |f| matches!(f, LinkFailure::Timeout { .. })),
-        ("testing/panic.wasm", small_limits(), |f| {
-            matches!(f, LinkFailure::Trap { message } if message.contains("fixture panicked on purpose"))
+        ("testing/sleep.wasm", Limits { timeout_ms: 200, ..small_limits() }, |f| {
+            matches!(f, LinkFailure::Timeout { .. })
         }),
+        (
+            "testing/panic.wasm",
+            small_limits(),
+            |f| matches!(f, LinkFailure::Trap { message } if message.contains("fixture panicked on purpose")),
+        ),
     ];
     for (fixture, limits, expected) in cases {
         let link = load(&runtime, fixture, limits);
@@ -97,7 +104,10 @@ async fn link_errors_directives_and_bad_outputs() {
     let bad = call(&echo, json!({"mode": "garbage"})).await.unwrap_err();
     assert!(matches!(bad, LinkFailure::InvalidOutput { .. }), "{bad:?}");
     let bad_options = call(&echo, json!({"mode": 7})).await.unwrap_err();
-    assert!(matches!(&bad_options, LinkFailure::Refused { message, .. } if message.contains("option `mode`")), "{bad_options:?}");
+    assert!(
+        matches!(&bad_options, LinkFailure::Refused { message, .. } if message.contains("option `mode`")),
+        "{bad_options:?}"
+    );
 }
 
 #[tokio::test]

@@ -78,7 +78,8 @@ impl FileOptions {
         if value.is_null() {
             return Ok(Self::default());
         }
-        serde_json::from_value(value).map_err(|e| StorageError::Options { storage: name.to_string(), message: e.to_string() })
+        serde_json::from_value(value)
+            .map_err(|e| StorageError::Options { storage: name.to_string(), message: e.to_string() })
     }
 
     fn extension(&self) -> &'static str {
@@ -177,7 +178,9 @@ impl FileStorage {
     }
 
     fn get_blocking(&self, uuid: &str) -> Result<Option<String>, StorageError> {
-        let Some(path) = self.locate(uuid) else { return Ok(None) };
+        let Some(path) = self.locate(uuid) else {
+            return Ok(None);
+        };
         let bytes = fs::read(&path).map_err(self.io("read", &path))?;
         let text = if path.extension().is_some_and(|e| e == "gz") {
             let mut out = String::new();
@@ -190,12 +193,17 @@ impl FileStorage {
     }
 
     fn delete_blocking(&self, uuid: &str) -> Result<bool, StorageError> {
-        let Some(path) = self.locate(uuid) else { return Ok(false) };
+        let Some(path) = self.locate(uuid) else {
+            return Ok(false);
+        };
         fs::remove_file(&path).map_err(self.io("delete", &path))?;
         // Remove directories left empty, up to (not including) the base.
         let mut dir = path.parent();
         while let Some(current) = dir {
-            if current == self.options.path || !current.starts_with(&self.options.path) || fs::remove_dir(current).is_err() {
+            if current == self.options.path
+                || !current.starts_with(&self.options.path)
+                || fs::remove_dir(current).is_err()
+            {
                 break;
             }
             dir = current.parent();
@@ -317,7 +325,7 @@ mod tests {
     async fn delete_removes_the_file_and_empty_directories() {
         let dir = tempfile::tempdir().unwrap();
         let s = storage(dir.path(), json!({}));
-        s.save(UUID, &format!(r#"{{"created_at":"2024-03-05"}}"#)).await.unwrap();
+        s.save(UUID, r#"{"created_at":"2024-03-05"}"#).await.unwrap();
         assert!(s.delete(UUID).await.unwrap());
         assert!(!dir.path().join("2024").exists());
         assert!(!s.delete(UUID).await.unwrap());

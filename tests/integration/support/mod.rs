@@ -95,7 +95,8 @@ impl Server {
             command.env(key, value);
         }
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
-        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), _dir: dir, log };
+        let mut server =
+            Server { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), _dir: dir, log };
         server.wait_healthy().await;
         server
     }

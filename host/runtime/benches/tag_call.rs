@@ -1,0 +1,80 @@
+//! One `tag` link call through the sandbox (fresh store and instance per call, fuel
+//! and deadline armed, pooling allocator) next to the same transform done natively
+//! with the same SDK code (parse, add the tags, serialise), on a real 4.4 KB vCon
+//! and a ~50 KB one built from a real vCon with analysis entries. Needs
+//! `cargo xtask build-links` first.
+//!
+//! Run: `cargo bench -p conserver-runtime --bench tag_call`
+
+use std::path::{Path, PathBuf};
+
+use conserver_config::Limits;
+use conserver_link_sdk::Vcon;
+use conserver_runtime::{CallContext, Runtime, RuntimeOptions};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::Value;
+
+fn shared_fixture(name: &str) -> Value {
+    let shared = std::env::var_os("CONSERVER_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let text =
+        std::fs::read_to_string(shared.join("fixtures/vcons").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The 4.4 KB real vCon, and a real 33 KB one padded with copies of its own
+/// analysis entries to about 50 KB.
+fn inputs() -> Vec<(&'static str, String)> {
+    let small = shared_fixture("05cec3d4-0561-4010-9fb8-23cc7edef146.vcon.json");
+    let mut large = shared_fixture("ab_call_ext_rec_analysis.vcon");
+    let analysis = large["analysis"].as_array().cloned().unwrap_or_default();
+    while serde_json::to_string(&large).map_or(0, |s| s.len()) < 50_000 && !analysis.is_empty() {
+        if let Some(list) = large["analysis"].as_array_mut() {
+            list.push(analysis[list.len() % analysis.len()].clone());
+        }
+    }
+    vec![("4KB", small.to_string()), ("50KB", large.to_string())]
+}
+
+fn tag_component() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let path = exe.parent().and_then(Path::parent).map(|dir| dir.join("links/tag.wasm")).unwrap_or_default();
+    assert!(path.is_file(), "{} missing: run `cargo xtask build-links`", path.display());
+    path
+}
+
+fn native_tag(vcon: &str, tags: &[String]) -> String {
+    let mut vcon = Vcon::from_json(vcon).unwrap_or_default();
+    for tag in tags {
+        let _ = vcon.add_tag(tag, tag);
+    }
+    vcon.to_json().unwrap_or_default()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+    let runtime = Runtime::new(&RuntimeOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let link = runtime.load("tag", &tag_component(), Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let tags = vec!["iron".to_string(), "maiden".to_string()];
+    let options = r#"{"tags":["iron","maiden"]}"#;
+    let mut group = c.benchmark_group("tag");
+    for (label, vcon) in inputs() {
+        let uuid = serde_json::from_str::<Value>(&vcon)
+            .ok()
+            .and_then(|v| v["uuid"].as_str().map(String::from))
+            .unwrap_or_default();
+        let ctx = CallContext { chain: "bench", vcon_uuid: &uuid, ingress_list: "bench", options_json: options };
+        // Same output both ways, or the comparison means nothing.
+        let wasm_out = rt.block_on(link.invoke(ctx, &vcon)).map(|o| o.action);
+        assert_eq!(wasm_out, Ok(conserver_runtime::Action::Proceed(Some(native_tag(&vcon, &tags)))));
+        group.bench_with_input(BenchmarkId::new("wasm_fresh_instance", label), &vcon, |b, vcon| {
+            b.iter(|| rt.block_on(link.invoke(ctx, vcon)))
+        });
+        group.bench_with_input(BenchmarkId::new("native", label), &vcon, |b, vcon| b.iter(|| native_tag(vcon, &tags)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
