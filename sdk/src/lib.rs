@@ -35,7 +35,6 @@
 mod context;
 mod error;
 pub mod log;
-pub mod python_json;
 mod vcon;
 mod verdict;
 
@@ -52,6 +51,7 @@ pub mod bindings {
     });
 }
 
+pub use conserver_python_json as python_json;
 pub use context::Context;
 pub use error::LinkError;
 pub use vcon::{Analysis, Attachment, Dialog, Party, Vcon, VconError};

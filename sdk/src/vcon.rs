@@ -1,10 +1,12 @@
 //! The vCon as a link sees it: a JSON object that keeps every field in its original
 //! order, with typed views for the parts links usually touch.
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::python_json;
+use conserver_python_json as python_json;
 
 /// Why a vCon could not be read or changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,44 +112,142 @@ pub struct Attachment {
     pub extra: Map<String, Value>,
 }
 
-/// A vCon document. Every field is kept in its original order; the accessors read
-/// and change the parts links need.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Vcon(Map<String, Value>);
+/// A vCon document. Every field is kept in its original order, and fields a link
+/// does not touch are written back exactly as received (the document is parsed
+/// lazily: only the fields a link reads or changes are decoded).
+#[derive(Debug, Clone)]
+pub struct Vcon {
+    repr: Repr,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Top-level fields, each still raw JSON text until used.
+    Lazy(IndexMap<String, Slot>),
+    /// Fully decoded (after [`Vcon::as_map_mut`] or [`Vcon::from_map`]).
+    Full(Map<String, Value>),
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Raw(Box<RawValue>),
+    Value(Value),
+}
+
+impl Slot {
+    fn to_value(&self) -> Option<Value> {
+        match self {
+            Slot::Raw(raw) => serde_json::from_str(raw.get()).ok(),
+            Slot::Value(value) => Some(value.clone()),
+        }
+    }
+
+    /// Decode in place and return the value.
+    fn value_mut(&mut self) -> &mut Value {
+        if let Slot::Raw(raw) = self {
+            *self = Slot::Value(serde_json::from_str(raw.get()).unwrap_or(Value::Null));
+        }
+        match self {
+            Slot::Value(value) => value,
+            Slot::Raw(_) => unreachable!("decoded just above"),
+        }
+    }
+}
+
+impl Serialize for Slot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Slot::Raw(raw) => raw.serialize(serializer),
+            Slot::Value(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl Default for Vcon {
+    fn default() -> Self {
+        Self { repr: Repr::Full(Map::new()) }
+    }
+}
+
+impl PartialEq for Vcon {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_map() == other.to_map()
+    }
+}
 
 impl Vcon {
     /// Parse a vCon from JSON text. The text must be a JSON object.
     pub fn from_json(text: &str) -> Result<Self, VconError> {
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(VconError("a vCon must be a JSON object".into())),
-            Err(e) => Err(VconError(format!("a vCon must be JSON: {e}"))),
-        }
+        let fields: IndexMap<String, Box<RawValue>> = serde_json::from_str(text)
+            .map_err(|e| VconError(format!("a vCon must be a JSON object: {e}")))?;
+        Ok(Self { repr: Repr::Lazy(fields.into_iter().map(|(k, v)| (k, Slot::Raw(v))).collect()) })
     }
 
     /// Wrap an already parsed JSON object.
     pub fn from_map(map: Map<String, Value>) -> Self {
-        Self(map)
+        Self { repr: Repr::Full(map) }
     }
 
-    /// Serialise back to compact JSON.
+    /// Serialise back to compact JSON; untouched fields keep their original text.
     pub fn to_json(&self) -> Result<String, VconError> {
-        serde_json::to_string(&self.0).map_err(|e| VconError(format!("cannot serialise the vCon: {e}")))
+        let result = match &self.repr {
+            Repr::Lazy(fields) => serde_json::to_string(fields),
+            Repr::Full(map) => serde_json::to_string(map),
+        };
+        result.map_err(|e| VconError(format!("cannot serialise the vCon: {e}")))
     }
 
-    /// The raw JSON object.
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
+    /// A decoded copy of the whole document.
+    pub fn to_map(&self) -> Map<String, Value> {
+        match &self.repr {
+            Repr::Lazy(fields) => fields.iter().filter_map(|(k, slot)| Some((k.clone(), slot.to_value()?))).collect(),
+            Repr::Full(map) => map.clone(),
+        }
     }
 
-    /// The raw JSON object, for changes the helpers do not cover.
+    /// The whole document as a mutable JSON object (decodes every field), for
+    /// changes the helpers do not cover.
     pub fn as_map_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.0
+        if let Repr::Lazy(fields) = &mut self.repr {
+            let map = std::mem::take(fields)
+                .into_iter()
+                .map(|(k, mut slot)| {
+                    let value = std::mem::take(slot.value_mut());
+                    (k, value)
+                })
+                .collect();
+            self.repr = Repr::Full(map);
+        }
+        match &mut self.repr {
+            Repr::Full(map) => map,
+            Repr::Lazy(_) => unreachable!("converted just above"),
+        }
+    }
+
+    /// A decoded copy of one top-level field.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        match &self.repr {
+            Repr::Lazy(fields) => fields.get(key).and_then(Slot::to_value),
+            Repr::Full(map) => map.get(key).cloned(),
+        }
+    }
+
+    /// One top-level field, decoded for change (created as `null` when absent).
+    pub fn field_mut(&mut self, key: &str) -> &mut Value {
+        match &mut self.repr {
+            Repr::Lazy(fields) => fields.entry(key.to_string()).or_insert(Slot::Value(Value::Null)).value_mut(),
+            Repr::Full(map) => map.entry(key.to_string()).or_insert(Value::Null),
+        }
+    }
+
+    /// Set a top-level field.
+    pub fn set(&mut self, key: &str, value: Value) {
+        *self.field_mut(key) = value;
     }
 
     /// The vCon's uuid, if it has one.
-    pub fn uuid(&self) -> Option<&str> {
-        self.0.get("uuid").and_then(Value::as_str)
+    pub fn uuid(&self) -> Option<String> {
+        self.get("uuid").and_then(|v| v.as_str().map(String::from))
     }
 
     /// The parties, typed. Entries that are not objects are skipped.
@@ -171,16 +271,15 @@ impl Vcon {
     }
 
     fn typed_entries<T: serde::de::DeserializeOwned>(&self, key: &str) -> Vec<T> {
-        self.0
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(|v| serde_json::from_value(v.clone()).ok()).collect())
-            .unwrap_or_default()
+        match self.get(key) {
+            Some(Value::Array(items)) => items.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The array under `key`, created empty when absent (or null).
     fn array_mut(&mut self, key: &str) -> Result<&mut Vec<Value>, VconError> {
-        let slot = self.0.entry(key.to_string()).or_insert_with(|| Value::Array(Vec::new()));
+        let slot = self.field_mut(key);
         if slot.is_null() {
             *slot = Value::Array(Vec::new());
         }
@@ -240,7 +339,7 @@ impl Vcon {
 
     /// All tags as `(name, value)` pairs, from the tags attachment.
     pub fn tags(&self) -> Vec<(String, String)> {
-        let Some(Value::Array(attachments)) = self.0.get("attachments") else {
+        let Some(Value::Array(attachments)) = self.get("attachments") else {
             return Vec::new();
         };
         attachments
@@ -301,7 +400,7 @@ mod tests {
         vcon.add_tag("iron", "iron").unwrap();
         vcon.add_tag("maiden", "maiden").unwrap();
         assert_eq!(
-            vcon.as_map()["attachments"],
+            vcon.get("attachments").unwrap(),
             json!([{"purpose": "tags", "body": "[\"iron:iron\", \"maiden:maiden\"]", "encoding": "json"}])
         );
         assert_eq!(vcon.get_tag("maiden").as_deref(), Some("maiden"));
@@ -313,15 +412,20 @@ mod tests {
             Vcon::from_json(r#"{"attachments":[{"type":"tags","body":["a:b"],"encoding":"none"}]}"#).unwrap();
         vcon.add_tag("c", "d").unwrap();
         assert_eq!(vcon.tags(), vec![("a".into(), "b".into()), ("c".into(), "d".into())]);
-        assert_eq!(vcon.as_map()["attachments"][0]["encoding"], json!("json"));
+        assert_eq!(vcon.get("attachments").unwrap()[0]["encoding"], json!("json"));
     }
 
     #[test]
-    fn unknown_fields_and_key_order_survive_a_round_trip() {
-        let text = r#"{"zeta":1,"uuid":"u","alpha":{"nested":[1,2]},"parties":[{"tel":"+1","x-custom":true}]}"#;
-        let vcon = Vcon::from_json(text).unwrap();
+    fn unknown_fields_key_order_and_number_forms_survive_a_round_trip() {
+        let text = r#"{"zeta":1.50,"uuid":"u","alpha":{"nested":[1e2, 2]},"parties":[{"tel":"+1","x-custom":true}]}"#;
+        let mut vcon = Vcon::from_json(text).unwrap();
         assert_eq!(vcon.to_json().unwrap(), text);
         assert_eq!(vcon.parties()[0].extra["x-custom"], json!(true));
+        vcon.add_tag("a", "b").unwrap();
+        assert!(vcon.to_json().unwrap().starts_with(r#"{"zeta":1.50,"uuid":"u","alpha":{"nested":[1e2, 2]},"#));
+        let full = vcon.as_map_mut().clone();
+        assert_eq!(full.keys().collect::<Vec<_>>(), ["zeta", "uuid", "alpha", "parties", "attachments"]);
+        assert_eq!(vcon.uuid().as_deref(), Some("u"));
     }
 
     #[test]

@@ -1,42 +1,69 @@
-//! Turning a client's document into the vCon we store: JSON object check, uuid in
-//! canonical form (assigned when only `vcon` is present), `created_at` defaulted to
-//! the time of receipt. Every other field is kept as sent, in its order.
+//! Turning a client's document into the vCon we store. Unsigned vCons are
+//! validated; the stored text keeps every top-level value exactly as sent (unknown
+//! fields, key order, number forms), with `uuid` in canonical form (assigned when
+//! only `vcon` is present) and `created_at` added when missing. Signed and
+//! encrypted forms are stored byte for byte, keyed by the uuid they carry.
 
 use chrono::{SecondsFormat, Utc};
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::VconError;
+use crate::form::{encrypted_uuid, signed_uuid};
+use crate::timestamp::epoch_seconds;
+use crate::validate::validate;
+use crate::{Problem, VconError, VconForm};
 
 /// A vCon accepted at the edge, ready to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestedVcon {
     /// Canonical lowercase hyphenated uuid.
     pub uuid: String,
-    /// The document, with `uuid` canonical and `created_at` present.
-    pub document: Map<String, Value>,
-}
-
-impl IngestedVcon {
-    /// The document as compact JSON text.
-    pub fn to_json(&self) -> String {
-        // A map of JSON values always serialises.
-        serde_json::to_string(&self.document).unwrap_or_default()
-    }
+    /// Which JSON form it is in.
+    pub form: VconForm,
+    /// The text to store (and echo).
+    pub json: String,
+    /// `created_at` in epoch seconds (the time of receipt when absent or not
+    /// readable, as for signed and encrypted forms): the sorted-set score.
+    pub created_at: f64,
+    /// Search index terms from the parties: `tel:…`, `mailto:…`, `name:…`.
+    pub index_terms: Vec<String>,
 }
 
 /// Parse `uuid` in any accepted form (hyphenated, 32 hex digits, `{…}` braced or
 /// `urn:uuid:` prefixed, any case) into the canonical lowercase hyphenated form.
-pub fn canonical_uuid(text: &str) -> Result<String, VconError> {
-    Uuid::parse_str(text.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|e| VconError::BadUuid(format!("`{text}`: {e}")))
+pub fn canonical_uuid(text: &str) -> Result<String, Problem> {
+    Uuid::parse_str(text.trim()).map(|u| u.hyphenated().to_string()).map_err(|e| {
+        Problem::new(&["uuid"], "uuid_parsing", format!("field `uuid` must be a UUID, got {text:?} ({e})"))
+    })
+}
+
+/// The search terms of a document's parties (truthy `tel`, `mailto`, `name`).
+pub fn index_terms(document: &Map<String, Value>) -> Vec<String> {
+    let mut terms = Vec::new();
+    for party in document.get("parties").and_then(Value::as_array).into_iter().flatten() {
+        for field in ["tel", "mailto", "name"] {
+            if let Some(value) = party.get(field).and_then(Value::as_str).filter(|v| !v.is_empty()) {
+                let term = format!("{field}:{value}");
+                if !terms.contains(&term) {
+                    terms.push(term);
+                }
+            }
+        }
+    }
+    terms
+}
+
+fn now() -> (f64, String) {
+    let now = Utc::now();
+    (now.timestamp_millis() as f64 / 1000.0, now.to_rfc3339_opts(SecondsFormat::Micros, false))
 }
 
 /// Validate and normalise a client document.
 pub fn ingest_vcon(body: &[u8]) -> Result<IngestedVcon, VconError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| VconError::NotJson(e.to_string()))?;
-    let mut document = match value {
+    let document = match value {
         Value::Object(map) => map,
         Value::Array(_) => return Err(VconError::NotAnObject("an array")),
         Value::String(_) => return Err(VconError::NotAnObject("a string")),
@@ -44,92 +71,152 @@ pub fn ingest_vcon(body: &[u8]) -> Result<IngestedVcon, VconError> {
         Value::Bool(_) => return Err(VconError::NotAnObject("a boolean")),
         Value::Null => return Err(VconError::NotAnObject("null")),
     };
+    let form = VconForm::of(&document);
+    if form != VconForm::Unsigned {
+        let carried = if form == VconForm::Signed { signed_uuid(&document) } else { encrypted_uuid(&document) };
+        let uuid = match carried {
+            Some(text) => canonical_uuid(&text).map_err(|p| VconError::Invalid(vec![p]))?,
+            None => {
+                let place = if form == VconForm::Signed { "signatures[].header.uuid or the payload" } else { "unprotected.uuid" };
+                return Err(VconError::Invalid(vec![Problem::new(
+                    &["uuid"],
+                    "missing",
+                    format!("this {form:?} vCon carries no uuid in {place}"),
+                )]));
+            }
+        };
+        let json = String::from_utf8(body.to_vec()).map_err(|e| VconError::NotJson(e.to_string()))?;
+        return Ok(IngestedVcon { uuid, form, json, created_at: now().0, index_terms: Vec::new() });
+    }
+
+    let mut problems = validate(&document);
     let uuid = match document.get("uuid") {
-        Some(Value::String(text)) => canonical_uuid(text)?,
-        Some(Value::Null) | None if document.contains_key("vcon") => Uuid::new_v4().hyphenated().to_string(),
-        Some(Value::Null) | None => return Err(VconError::MissingUuid),
-        Some(_) => {
-            return Err(VconError::WrongType { field: "uuid".into(), expected: "a string" });
+        Some(Value::String(text)) => match canonical_uuid(text) {
+            Ok(uuid) => Some(uuid),
+            Err(problem) => {
+                problems.insert(0, problem);
+                None
+            }
+        },
+        Some(Value::Null) | None if document.contains_key("vcon") => Some(Uuid::now_v7().hyphenated().to_string()),
+        Some(Value::Null) | None => {
+            problems.insert(
+                0,
+                Problem::new(&["uuid"], "missing", "field `uuid` is required (a document with neither `uuid` nor `vcon` is not a vCon)"),
+            );
+            None
+        }
+        Some(other) => {
+            problems.insert(0, Problem::new(&["uuid"], "uuid_type", format!("field `uuid` must be a string, got {other}")));
+            None
         }
     };
-    match document.get_mut("uuid") {
-        Some(slot) => *slot = Value::String(uuid.clone()),
-        None => {
-            // Keep `vcon` first and put `uuid` right after it, as the spec orders them.
-            let mut ordered = Map::with_capacity(document.len() + 1);
-            let mut inserted = false;
-            for (key, value) in std::mem::take(&mut document) {
-                let after_vcon = key == "vcon";
-                ordered.insert(key, value);
-                if after_vcon {
-                    ordered.insert("uuid".into(), Value::String(uuid.clone()));
-                    inserted = true;
-                }
-            }
-            if !inserted {
-                ordered.insert("uuid".into(), Value::String(uuid.clone()));
-            }
-            document = ordered;
+    let Some(uuid) = uuid.filter(|_| problems.is_empty()) else {
+        return Err(VconError::Invalid(problems));
+    };
+    let (received_at, received_text) = now();
+    let created_at = document.get("created_at").and_then(epoch_seconds);
+    let json = rewrite(body, &uuid, created_at.is_none().then_some(received_text.as_str()))?;
+    Ok(IngestedVcon {
+        uuid,
+        form,
+        json,
+        created_at: created_at.unwrap_or(received_at),
+        index_terms: index_terms(&document),
+    })
+}
+
+/// The client's text with the canonical uuid (placed after `vcon` when it was
+/// missing) and `created_at` (appended when missing); every other value verbatim.
+fn rewrite(body: &[u8], uuid: &str, created_at: Option<&str>) -> Result<String, VconError> {
+    let raw: IndexMap<String, Box<RawValue>> =
+        serde_json::from_slice(body).map_err(|e| VconError::NotJson(e.to_string()))?;
+    let string = |text: &str| RawValue::from_string(Value::String(text.to_string()).to_string());
+    let uuid_raw = string(uuid).map_err(|e| VconError::NotJson(e.to_string()))?;
+    let mut out: IndexMap<String, Box<RawValue>> = IndexMap::with_capacity(raw.len() + 2);
+    let had_uuid = raw.get("uuid").is_some_and(|v| v.get() != "null");
+    for (key, value) in raw {
+        if key == "uuid" {
+            out.insert(key, uuid_raw.clone());
+            continue;
+        }
+        let after_vcon = key == "vcon";
+        if key == "created_at" && created_at.is_some() {
+            continue; // a null created_at is replaced below
+        }
+        out.insert(key, value);
+        if after_vcon && !had_uuid {
+            out.insert("uuid".into(), uuid_raw.clone());
         }
     }
-    match document.get("created_at") {
-        None | Some(Value::Null) => {
-            let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-            document.insert("created_at".into(), Value::String(now));
-        }
-        Some(Value::String(_) | Value::Number(_)) => {}
-        Some(_) => {
-            return Err(VconError::WrongType { field: "created_at".into(), expected: "a date-time string" });
-        }
+    out.entry("uuid".into()).or_insert(uuid_raw);
+    if let Some(time) = created_at {
+        out.insert("created_at".into(), string(time).map_err(|e| VconError::NotJson(e.to_string()))?);
     }
-    Ok(IngestedVcon { uuid, document })
+    serde_json::to_string(&out).map_err(|e| VconError::NotJson(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const UUID: &str = "0189f7e4-c0b1-7f3e-9f3a-1c2b3d4e5f60";
+
     #[test]
     fn every_uuid_form_becomes_canonical() {
-        let canonical = "0189f7e4-c0b1-7f3e-9f3a-1c2b3d4e5f60";
         for form in [
             "0189F7E4-C0B1-7F3E-9F3A-1C2B3D4E5F60",
             "0189f7e4c0b17f3e9f3a1c2b3d4e5f60",
             "{0189f7e4-c0b1-7f3e-9f3a-1c2b3d4e5f60}",
             "urn:uuid:0189f7e4-c0b1-7f3e-9f3a-1c2b3d4e5f60",
         ] {
-            assert_eq!(canonical_uuid(form).unwrap(), canonical, "{form}");
+            assert_eq!(canonical_uuid(form).unwrap(), UUID, "{form}");
         }
     }
 
     #[test]
-    fn unknown_fields_and_order_are_kept() {
-        let body = br#"{"vcon":"0.0.1","uuid":"0189F7E4-C0B1-7F3E-9F3A-1C2B3D4E5F60","created_at":"2024-01-01","zz":1,"aa":[true]}"#;
+    fn what_the_client_sent_is_kept_verbatim() {
+        let body = br#"{"vcon":"0.0.1","uuid":"0189F7E4-C0B1-7F3E-9F3A-1C2B3D4E5F60","created_at":"2024-01-01","zz":1.50,"n":1e2,"aa":[ true ]}"#;
         let vcon = ingest_vcon(body).unwrap();
         assert_eq!(
-            vcon.to_json(),
-            r#"{"vcon":"0.0.1","uuid":"0189f7e4-c0b1-7f3e-9f3a-1c2b3d4e5f60","created_at":"2024-01-01","zz":1,"aa":[true]}"#
+            vcon.json,
+            format!(r#"{{"vcon":"0.0.1","uuid":"{UUID}","created_at":"2024-01-01","zz":1.50,"n":1e2,"aa":[ true ]}}"#)
         );
+        assert_eq!(vcon.created_at, 1_704_067_200.0);
     }
 
     #[test]
-    fn a_vcon_without_uuid_gets_one_after_the_version() {
-        let vcon = ingest_vcon(br#"{"vcon":"0.4.0","parties":[]}"#).unwrap();
-        let keys: Vec<&str> = vcon.document.keys().map(String::as_str).collect();
+    fn a_vcon_without_uuid_gets_one_after_the_version_and_a_creation_time() {
+        let vcon = ingest_vcon(br#"{"vcon":"0.4.0","parties":[{"tel":"+1","name":"A"}]}"#).unwrap();
+        let doc: Map<String, Value> = serde_json::from_str(&vcon.json).unwrap();
+        let keys: Vec<&str> = doc.keys().map(String::as_str).collect();
         assert_eq!(keys, ["vcon", "uuid", "parties", "created_at"]);
-        assert!(canonical_uuid(&vcon.uuid).is_ok());
+        assert_eq!(doc["uuid"], vcon.uuid.as_str());
+        assert_eq!(vcon.index_terms, ["tel:+1", "name:A"]);
     }
 
     #[test]
     fn refusals_name_the_field() {
-        assert_eq!(ingest_vcon(b"{}").unwrap_err(), VconError::MissingUuid);
-        assert_eq!(ingest_vcon(br#"{"uuid":"nope"}"#).unwrap_err().field(), Some("uuid"));
-        assert_eq!(ingest_vcon(br#"{"uuid":7}"#).unwrap_err().field(), Some("uuid"));
+        let fields = |body: &[u8]| ingest_vcon(body).unwrap_err().problems().iter().map(Problem::field).collect::<Vec<_>>();
+        assert_eq!(fields(b"{}"), ["uuid"]);
+        assert_eq!(fields(br#"{"uuid":"nope"}"#), ["uuid"]);
+        assert_eq!(fields(br#"{"uuid":7}"#), ["uuid"]);
+        assert_eq!(fields(br#"{"uuid":"","vcon":"","created_at":""}"#), ["uuid", "created_at"]);
         assert!(matches!(ingest_vcon(b"[]").unwrap_err(), VconError::NotAnObject(_)));
         assert!(matches!(ingest_vcon(b"{not json").unwrap_err(), VconError::NotJson(_)));
-        assert_eq!(
-            ingest_vcon(br#"{"uuid":"0189f7e4-c0b1-7f3e-9f3a-1c2b3d4e5f60","created_at":[]}"#).unwrap_err().field(),
-            Some("created_at")
-        );
+        assert!(matches!(ingest_vcon(br#"{"uuid":"x","n":1e400}"#).unwrap_err(), VconError::NotJson(_)));
+        assert!(matches!(ingest_vcon(br#"{"uuid":"\ud800"}"#).unwrap_err(), VconError::NotJson(_)));
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(ingest_vcon(deep.as_bytes()).unwrap_err(), VconError::NotJson(_)));
+    }
+
+    #[test]
+    fn signed_and_encrypted_forms_are_stored_as_sent() {
+        let jws = format!(r#"{{"payload":"e30","signatures":[{{"protected":"x","signature":"y","header":{{"alg":"RS256","uuid":"{UUID}"}}}}]}}"#);
+        let vcon = ingest_vcon(jws.as_bytes()).unwrap();
+        assert_eq!((vcon.form, vcon.uuid.as_str(), vcon.json.as_str()), (VconForm::Signed, UUID, jws.as_str()));
+        let jwe = format!(r#"{{"unprotected":{{"uuid":"{UUID}"}},"recipients":[],"ciphertext":"z","protected":"p","iv":"i","tag":"t"}}"#);
+        assert_eq!(ingest_vcon(jwe.as_bytes()).unwrap().form, VconForm::Encrypted);
+        assert!(ingest_vcon(br#"{"payload":"e30","signatures":[]}"#).is_err());
     }
 }

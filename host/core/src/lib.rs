@@ -1,11 +1,20 @@
-//! Core types shared by every conserver crate: the vCon as received (validated and
-//! normalised once at the edge), uuids in canonical form, and the reason a vCon was
+//! Core types shared by every conserver crate: the vCon as received (its form,
+//! validated and normalised once at the edge), uuids in canonical form, the Python
+//! read-path canonicalisation and legacy egress format, and the reason a vCon was
 //! dead-lettered. Nothing here does I/O.
 
+mod canonical;
 mod dlq;
 mod error;
+mod form;
 mod ingest;
+mod timestamp;
+mod validate;
 
+pub use canonical::{EgressFormat, canonicalize, to_legacy_001};
 pub use dlq::DlqReason;
-pub use error::VconError;
-pub use ingest::{IngestedVcon, canonical_uuid, ingest_vcon};
+pub use error::{Problem, VconError};
+pub use form::VconForm;
+pub use ingest::{IngestedVcon, canonical_uuid, index_terms, ingest_vcon};
+pub use timestamp::epoch_seconds;
+pub use validate::validate;

@@ -56,6 +56,8 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
     let runtime = Runtime::new(&RuntimeOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let link = runtime.load("tag", &tag_component(), Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let echo_path = tag_component().with_file_name("testing/echo.wasm");
+    let echo = runtime.load("echo", &echo_path, Limits::default()).unwrap_or_else(|e| panic!("{e}"));
     let tags = vec!["iron".to_string(), "maiden".to_string()];
     let options = r#"{"tags":["iron","maiden"]}"#;
     let mut group = c.benchmark_group("tag");
@@ -72,6 +74,11 @@ fn bench(c: &mut Criterion) {
             b.iter(|| rt.block_on(link.invoke(ctx, vcon)))
         });
         group.bench_with_input(BenchmarkId::new("native", label), &vcon, |b, vcon| b.iter(|| native_tag(vcon, &tags)));
+        // The fixed cost of a sandboxed call: a link that returns the vCon unchanged.
+        let echo_ctx = CallContext { options_json: "{}", ..ctx };
+        group.bench_with_input(BenchmarkId::new("wasm_unchanged_echo", label), &vcon, |b, vcon| {
+            b.iter(|| rt.block_on(echo.invoke(echo_ctx, vcon)))
+        });
     }
     group.finish();
 }
