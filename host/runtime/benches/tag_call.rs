@@ -1,8 +1,10 @@
 //! One `tag` link call through the sandbox (fresh store and instance per call, fuel
 //! and deadline armed, pooling allocator) next to the same transform done natively
-//! with the same SDK code (parse, add the tags, serialise), on a real 4.4 KB vCon
-//! and a ~50 KB one built from a real vCon with analysis entries. Needs
-//! `cargo xtask build-links` first.
+//! in the same run: with the same SDK code (lazy parse, add the tags, serialise)
+//! and the conventional way (decode everything, change, encode); plus a link that
+//! returns the vCon unchanged, the fixed cost of a sandboxed call. Inputs: a real
+//! 4.4 KB vCon and a ~50 KB one built from a real vCon with analysis entries.
+//! Needs `cargo xtask build-links` first.
 //!
 //! Run: `cargo bench -p conserver-runtime --bench tag_call`
 
@@ -52,6 +54,17 @@ fn native_tag(vcon: &str, tags: &[String]) -> String {
     vcon.to_json().unwrap_or_default()
 }
 
+/// The same transform written the conventional way: decode the whole document,
+/// change it, encode it again (what a host without lazy parsing would do).
+fn native_tag_full_parse(vcon: &str, tags: &[String]) -> String {
+    let mut doc: serde_json::Map<String, Value> = serde_json::from_str(vcon).unwrap_or_default();
+    let mut vcon = Vcon::from_map(std::mem::take(&mut doc));
+    for tag in tags {
+        let _ = vcon.add_tag(tag, tag);
+    }
+    vcon.to_json().unwrap_or_default()
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
     let runtime = Runtime::new(&RuntimeOptions::default()).unwrap_or_else(|e| panic!("{e}"));
@@ -74,6 +87,9 @@ fn bench(c: &mut Criterion) {
             b.iter(|| rt.block_on(link.invoke(ctx, vcon)))
         });
         group.bench_with_input(BenchmarkId::new("native", label), &vcon, |b, vcon| b.iter(|| native_tag(vcon, &tags)));
+        group.bench_with_input(BenchmarkId::new("native_full_parse", label), &vcon, |b, vcon| {
+            b.iter(|| native_tag_full_parse(vcon, &tags))
+        });
         // The fixed cost of a sandboxed call: a link that returns the vCon unchanged.
         let echo_ctx = CallContext { options_json: "{}", ..ctx };
         group.bench_with_input(BenchmarkId::new("wasm_unchanged_echo", label), &vcon, |b, vcon| {
