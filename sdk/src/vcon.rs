@@ -178,8 +178,8 @@ impl PartialEq for Vcon {
 impl Vcon {
     /// Parse a vCon from JSON text. The text must be a JSON object.
     pub fn from_json(text: &str) -> Result<Self, VconError> {
-        let fields: IndexMap<String, Box<RawValue>> = serde_json::from_str(text)
-            .map_err(|e| VconError(format!("a vCon must be a JSON object: {e}")))?;
+        let fields: IndexMap<String, Box<RawValue>> =
+            serde_json::from_str(text).map_err(|e| VconError(format!("a vCon must be a JSON object: {e}")))?;
         Ok(Self { repr: Repr::Lazy(fields.into_iter().map(|(k, v)| (k, Slot::Raw(v))).collect()) })
     }
 

@@ -14,8 +14,8 @@ pub enum ApiError {
     Forbidden,
     /// 404 with a message.
     NotFound(&'static str),
-    /// 422 with one FastAPI-style validation entry.
-    Validation(Box<Invalid>),
+    /// 422 with FastAPI-style validation entries.
+    Validation(Vec<Invalid>),
     /// 500 with a generic message; `cause` is logged only.
     Internal {
         /// The message the client sees, e.g. `Failed to store vCon`.
@@ -28,26 +28,19 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            Self::Forbidden => (
-                StatusCode::FORBIDDEN,
-                Json(json!({"detail": "Invalid API Key"})),
-            )
-                .into_response(),
-            Self::NotFound(detail) => {
-                (StatusCode::NOT_FOUND, Json(json!({"detail": detail}))).into_response()
+            Self::Forbidden => (StatusCode::FORBIDDEN, Json(json!({"detail": "Invalid API Key"}))).into_response(),
+            Self::NotFound(detail) => (StatusCode::NOT_FOUND, Json(json!({"detail": detail}))).into_response(),
+            Self::Validation(entries) => {
+                let detail: Vec<Value> = entries
+                    .into_iter()
+                    .map(|e| json!({"type": e.kind, "loc": e.loc, "msg": e.msg, "input": e.input}))
+                    .collect();
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": detail })))
             }
-            Self::Validation(invalid) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({"detail": [{"type": invalid.kind, "loc": invalid.loc, "msg": invalid.msg, "input": invalid.input}]})),
-            )
-                .into_response(),
+            .into_response(),
             Self::Internal { detail, cause } => {
                 tracing::error!(error = %cause, detail, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({"detail": detail})),
-                )
-                    .into_response()
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"detail": detail}))).into_response()
             }
         }
     }
@@ -69,11 +62,11 @@ pub struct Invalid {
 impl ApiError {
     /// A 422 for `loc` (e.g. `["query", "limit"]`).
     pub fn invalid(kind: &'static str, loc: &[&str], msg: impl Into<String>, input: Value) -> Self {
-        Self::Validation(Box::new(Invalid {
+        Self::Validation(vec![Invalid {
             kind,
             loc: loc.iter().map(|s| s.to_string()).collect(),
             msg: msg.into(),
             input,
-        }))
+        }])
     }
 }

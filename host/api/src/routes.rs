@@ -81,21 +81,22 @@ fn json_response(status: StatusCode, body: String) -> Response {
 }
 
 fn invalid_vcon(error: VconError, body: &Bytes) -> ApiError {
-    let kind = match error {
-        VconError::NotJson(_) => "json_invalid",
-        VconError::NotAnObject(_) => "model_attributes_type",
-        VconError::MissingUuid => "missing",
-        VconError::BadUuid(_) => "uuid_parsing",
-        VconError::WrongType { .. } => "type_error",
-    };
-    let mut loc = vec!["body".to_string()];
-    loc.extend(error.field().map(String::from));
     let input = match &error {
         VconError::NotJson(_) => Value::String(String::from_utf8_lossy(body).chars().take(200).collect()),
         _ => Value::Null,
     };
-    let loc: Vec<&str> = loc.iter().map(String::as_str).collect();
-    ApiError::invalid(kind, &loc, error.to_string(), input)
+    ApiError::Validation(
+        error
+            .problems()
+            .into_iter()
+            .map(|problem| crate::error::Invalid {
+                kind: problem.kind,
+                loc: std::iter::once("body".to_string()).chain(problem.path.clone()).collect(),
+                msg: problem.message,
+                input: input.clone(),
+            })
+            .collect(),
+    )
 }
 
 /// `POST /vcon?ingress_lists=a&ingress_lists=b`: store the vCon, then enqueue its
@@ -106,7 +107,7 @@ async fn create_vcon(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let vcon = ingest_vcon(&body).map_err(|e| invalid_vcon(e, &body))?;
-    let document = vcon.to_json();
+    let document = vcon.json;
     let broker = &state.broker;
     broker
         .put_vcon(&vcon.uuid, &document, Ttl::Secs(state.settings.vcon_expiry_secs))

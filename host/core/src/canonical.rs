@@ -10,7 +10,8 @@ use conserver_python_json::dumps;
 use serde_json::{Map, Value};
 
 /// Entry-level renames (legacy → spec) for dialog, analysis and attachments.
-const ENTRY_RENAMES: &[(&str, &str)] = &[("schema_version", "schema"), ("mimetype", "mediatype"), ("must_support", "critical")];
+const ENTRY_RENAMES: &[(&str, &str)] =
+    &[("schema_version", "schema"), ("mimetype", "mediatype"), ("must_support", "critical")];
 /// Top-level renames (legacy → spec).
 const TOP_RENAMES: &[(&str, &str)] = &[("appended", "amended"), ("must_support", "critical")];
 const SECTIONS: &[&str] = &["dialog", "analysis", "attachments"];
@@ -32,7 +33,9 @@ impl EgressFormat {
         match value.map(str::trim) {
             None | Some("") => Ok(Self::Current),
             Some("0.0.1") => Ok(Self::Legacy001),
-            Some(other) => Err(format!("EGRESS_FORMAT_VERSION={other:?} is not supported; use 0.0.1 or leave it unset")),
+            Some(other) => {
+                Err(format!("EGRESS_FORMAT_VERSION={other:?} is not supported; use 0.0.1 or leave it unset"))
+            }
         }
     }
 }
@@ -153,7 +156,10 @@ mod tests {
         assert_eq!(out["vcon"], "0.0.1");
         assert_eq!(out["attachments"][0], json!({"body": ["a"], "encoding": "none", "type": "tags"}));
         assert_eq!(out["analysis"][0]["body"], "prose, not json");
-        assert_eq!((out["group"].clone(), out["redacted"].clone(), out["appended"].clone()), (json!([]), json!({}), Value::Null));
+        assert_eq!(
+            (out["group"].clone(), out["redacted"].clone(), out["appended"].clone()),
+            (json!([]), json!({}), Value::Null)
+        );
     }
 
     #[test]

@@ -61,7 +61,9 @@ impl VconError {
     /// The problems, one per invalid field (a single root problem for non-objects).
     pub fn problems(&self) -> Vec<Problem> {
         match self {
-            Self::NotJson(message) => vec![Problem::new(&[], "json_invalid", format!("body is not valid JSON: {message}"))],
+            Self::NotJson(message) => {
+                vec![Problem::new(&[], "json_invalid", format!("body is not valid JSON: {message}"))]
+            }
             Self::NotAnObject(got) => {
                 vec![Problem::new(&[], "model_attributes_type", format!("a vCon must be a JSON object, got {got}"))]
             }

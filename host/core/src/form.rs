@@ -17,7 +17,9 @@ pub enum VconForm {
 impl VconForm {
     /// Tell the forms apart by their required members.
     pub fn of(document: &Map<String, Value>) -> Self {
-        if document.contains_key("ciphertext") && (document.contains_key("recipients") || document.contains_key("protected")) {
+        if document.contains_key("ciphertext")
+            && (document.contains_key("recipients") || document.contains_key("protected"))
+        {
             Self::Encrypted
         } else if document.contains_key("payload") && document.contains_key("signatures") {
             Self::Signed

@@ -77,7 +77,11 @@ pub fn ingest_vcon(body: &[u8]) -> Result<IngestedVcon, VconError> {
         let uuid = match carried {
             Some(text) => canonical_uuid(&text).map_err(|p| VconError::Invalid(vec![p]))?,
             None => {
-                let place = if form == VconForm::Signed { "signatures[].header.uuid or the payload" } else { "unprotected.uuid" };
+                let place = if form == VconForm::Signed {
+                    "signatures[].header.uuid or the payload"
+                } else {
+                    "unprotected.uuid"
+                };
                 return Err(VconError::Invalid(vec![Problem::new(
                     &["uuid"],
                     "missing",
@@ -102,12 +106,17 @@ pub fn ingest_vcon(body: &[u8]) -> Result<IngestedVcon, VconError> {
         Some(Value::Null) | None => {
             problems.insert(
                 0,
-                Problem::new(&["uuid"], "missing", "field `uuid` is required (a document with neither `uuid` nor `vcon` is not a vCon)"),
+                Problem::new(
+                    &["uuid"],
+                    "missing",
+                    "field `uuid` is required (a document with neither `uuid` nor `vcon` is not a vCon)",
+                ),
             );
             None
         }
         Some(other) => {
-            problems.insert(0, Problem::new(&["uuid"], "uuid_type", format!("field `uuid` must be a string, got {other}")));
+            problems
+                .insert(0, Problem::new(&["uuid"], "uuid_type", format!("field `uuid` must be a string, got {other}")));
             None
         }
     };
@@ -197,7 +206,8 @@ mod tests {
 
     #[test]
     fn refusals_name_the_field() {
-        let fields = |body: &[u8]| ingest_vcon(body).unwrap_err().problems().iter().map(Problem::field).collect::<Vec<_>>();
+        let fields =
+            |body: &[u8]| ingest_vcon(body).unwrap_err().problems().iter().map(Problem::field).collect::<Vec<_>>();
         assert_eq!(fields(b"{}"), ["uuid"]);
         assert_eq!(fields(br#"{"uuid":"nope"}"#), ["uuid"]);
         assert_eq!(fields(br#"{"uuid":7}"#), ["uuid"]);
@@ -212,10 +222,14 @@ mod tests {
 
     #[test]
     fn signed_and_encrypted_forms_are_stored_as_sent() {
-        let jws = format!(r#"{{"payload":"e30","signatures":[{{"protected":"x","signature":"y","header":{{"alg":"RS256","uuid":"{UUID}"}}}}]}}"#);
+        let jws = format!(
+            r#"{{"payload":"e30","signatures":[{{"protected":"x","signature":"y","header":{{"alg":"RS256","uuid":"{UUID}"}}}}]}}"#
+        );
         let vcon = ingest_vcon(jws.as_bytes()).unwrap();
         assert_eq!((vcon.form, vcon.uuid.as_str(), vcon.json.as_str()), (VconForm::Signed, UUID, jws.as_str()));
-        let jwe = format!(r#"{{"unprotected":{{"uuid":"{UUID}"}},"recipients":[],"ciphertext":"z","protected":"p","iv":"i","tag":"t"}}"#);
+        let jwe = format!(
+            r#"{{"unprotected":{{"uuid":"{UUID}"}},"recipients":[],"ciphertext":"z","protected":"p","iv":"i","tag":"t"}}"#
+        );
         assert_eq!(ingest_vcon(jwe.as_bytes()).unwrap().form, VconForm::Encrypted);
         assert!(ingest_vcon(br#"{"payload":"e30","signatures":[]}"#).is_err());
     }

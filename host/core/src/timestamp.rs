@@ -69,7 +69,8 @@ mod tests {
 
     #[test]
     fn non_times_are_refused() {
-        for value in [json!(""), json!("yesterday"), json!("Tue, 1 Jan 2024 00:00:00 +0000"), json!(true), json!(null)] {
+        for value in [json!(""), json!("yesterday"), json!("Tue, 1 Jan 2024 00:00:00 +0000"), json!(true), json!(null)]
+        {
             assert_eq!(epoch_seconds(&value), None, "{value}");
         }
     }

@@ -62,7 +62,11 @@ pub fn validate(document: &Map<String, Value>) -> Vec<Problem> {
         if let Some(value) = document.get(*key)
             && !(value.is_object() || value.is_null())
         {
-            problems.push(Problem::new(&[key], "dict_type", format!("field `{key}` must be an object, got {}", short(value))));
+            problems.push(Problem::new(
+                &[key],
+                "dict_type",
+                format!("field `{key}` must be an object, got {}", short(value)),
+            ));
         }
     }
     let parties = entries(document, "parties");
@@ -87,7 +91,11 @@ pub fn validate(document: &Map<String, Value>) -> Vec<Problem> {
 }
 
 fn entries<'a>(document: &'a Map<String, Value>, key: &str) -> Vec<&'a Map<String, Value>> {
-    document.get(key).and_then(Value::as_array).map(|items| items.iter().filter_map(Value::as_object).collect()).unwrap_or_default()
+    document
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default()
 }
 
 fn check_dialog(i: usize, dialog: &Map<String, Value>, party_count: usize, problems: &mut Vec<Problem>) {
@@ -99,12 +107,16 @@ fn check_dialog(i: usize, dialog: &Map<String, Value>, party_count: usize, probl
     match dialog.get("duration") {
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) if n.as_f64().is_some_and(|d| d >= 0.0) => {}
-        Some(Value::Number(n)) => {
-            push("duration", "greater_than_equal", format!("`{}` must be zero or more seconds, got {n}", at("duration")))
-        }
-        Some(other) => {
-            push("duration", "float_type", format!("`{}` must be a number of seconds, got {}", at("duration"), short(other)))
-        }
+        Some(Value::Number(n)) => push(
+            "duration",
+            "greater_than_equal",
+            format!("`{}` must be zero or more seconds, got {n}", at("duration")),
+        ),
+        Some(other) => push(
+            "duration",
+            "float_type",
+            format!("`{}` must be a number of seconds, got {}", at("duration"), short(other)),
+        ),
     }
     if let Some(value) = dialog.get("parties") {
         check_party_refs(value, party_count, &at("parties"), &mut push);
@@ -193,7 +205,8 @@ fn is_absolute_url(url: &str) -> bool {
 /// `;` parameters (which may be folded across lines, as in real e-mail vCons).
 fn is_media_type(media: &str) -> bool {
     let essence = media.split(';').next().unwrap_or_default().trim();
-    let token = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+    let token =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
     essence.split_once('/').is_some_and(|(kind, sub)| token(kind) && token(sub))
 }
 
@@ -234,9 +247,19 @@ mod tests {
         assert_eq!(
             problems(doc),
             [
-                "vcon", "created_at", "analysis", "attachments[0]", "parties[0].tel",
-                "dialog[0].duration", "dialog[0].parties", "dialog[0].originator", "dialog[0].url", "dialog[0].mimetype",
-                "dialog[1].duration", "dialog[1].parties", "dialog[1].mimetype",
+                "vcon",
+                "created_at",
+                "analysis",
+                "attachments[0]",
+                "parties[0].tel",
+                "dialog[0].duration",
+                "dialog[0].parties",
+                "dialog[0].originator",
+                "dialog[0].url",
+                "dialog[0].mimetype",
+                "dialog[1].duration",
+                "dialog[1].parties",
+                "dialog[1].mimetype",
             ]
         );
     }
