@@ -10,12 +10,18 @@ use serde_json::{Value, json};
 /// An error answer.
 #[derive(Debug)]
 pub enum ApiError {
-    /// 403 `Invalid API Key`.
-    Forbidden,
+    /// 403 with a message (`Invalid API Key` for the main token).
+    Forbidden(String),
+    /// 400 with a message.
+    BadRequest(&'static str),
     /// 404 with a message.
     NotFound(&'static str),
+    /// 413: the body is over the configured limit.
+    TooLarge(usize),
     /// 422 with FastAPI-style validation entries.
     Validation(Vec<Invalid>),
+    /// 422 with a plain message (a refused config).
+    Unprocessable(String),
     /// 500 with a generic message; `cause` is logged only.
     Internal {
         /// The message the client sees, e.g. `Failed to store vCon`.
@@ -25,29 +31,8 @@ pub enum ApiError {
     },
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Forbidden => (StatusCode::FORBIDDEN, Json(json!({"detail": "Invalid API Key"}))).into_response(),
-            Self::NotFound(detail) => (StatusCode::NOT_FOUND, Json(json!({"detail": detail}))).into_response(),
-            Self::Validation(entries) => {
-                let detail: Vec<Value> = entries
-                    .into_iter()
-                    .map(|e| json!({"type": e.kind, "loc": e.loc, "msg": e.msg, "input": e.input}))
-                    .collect();
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": detail })))
-            }
-            .into_response(),
-            Self::Internal { detail, cause } => {
-                tracing::error!(error = %cause, detail, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"detail": detail}))).into_response()
-            }
-        }
-    }
-}
-
 /// One validation problem, as a FastAPI `detail` entry.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Invalid {
     /// Machine-readable kind, e.g. `uuid_parsing`, `json_invalid`.
     pub kind: &'static str,
@@ -60,13 +45,53 @@ pub struct Invalid {
 }
 
 impl ApiError {
-    /// A 422 for `loc` (e.g. `["query", "limit"]`).
+    /// A single 422 entry for `loc` (e.g. `["query", "limit"]`).
     pub fn invalid(kind: &'static str, loc: &[&str], msg: impl Into<String>, input: Value) -> Self {
         Self::Validation(vec![Invalid {
             kind,
-            loc: loc.iter().map(|s| s.to_string()).collect(),
+            loc: loc.iter().map(|s| (*s).to_string()).collect(),
             msg: msg.into(),
             input,
         }])
+    }
+
+    /// A 500 whose cause is logged.
+    pub fn internal(detail: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self::Internal { detail, cause: cause.to_string() }
+    }
+
+    /// The main-token refusal.
+    pub fn invalid_api_key() -> Self {
+        Self::Forbidden("Invalid API Key".into())
+    }
+}
+
+fn detail(status: StatusCode, text: impl Into<Value>) -> Response {
+    (status, Json(json!({ "detail": text.into() }))).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Forbidden(text) => detail(StatusCode::FORBIDDEN, text),
+            Self::BadRequest(text) => detail(StatusCode::BAD_REQUEST, text),
+            Self::NotFound(text) => detail(StatusCode::NOT_FOUND, text),
+            Self::TooLarge(limit) => detail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than the {limit}-byte limit (CONSERVER_MAX_BODY_BYTES)"),
+            ),
+            Self::Validation(entries) => {
+                let entries: Vec<Value> = entries
+                    .into_iter()
+                    .map(|e| json!({"type": e.kind, "loc": e.loc, "msg": e.msg, "input": e.input}))
+                    .collect();
+                detail(StatusCode::UNPROCESSABLE_ENTITY, entries)
+            }
+            Self::Unprocessable(text) => detail(StatusCode::UNPROCESSABLE_ENTITY, text),
+            Self::Internal { detail: text, cause } => {
+                tracing::error!(error = %cause, detail = text, "request failed");
+                detail(StatusCode::INTERNAL_SERVER_ERROR, text)
+            }
+        }
     }
 }

@@ -1,13 +1,24 @@
-//! The HTTP API. [`router`] builds the whole axum `Router` from an [`ApiState`]; it
-//! serves every route both under `API_ROOT_PATH` (default `/api`) and unprefixed, as
-//! the Python conserver does, checks the token header on protected routes, and
-//! answers errors in the FastAPI `{"detail": …}` shape.
+//! The HTTP API, compatible with the Python conserver's (reference/api.md) with its
+//! bugs fixed (docs/compatibility.md).
+//!
+//! [`router`] builds the whole axum `Router` from an [`ApiState`]: every route is
+//! served under `API_ROOT_PATH` (default `/api`) and unprefixed, protected routes
+//! check the token header, errors use the FastAPI `{"detail": …}` shapes, and the
+//! OpenAPI document generated from the handlers is served at `/openapi.json` with
+//! Swagger UI at `/docs`. The API reaches queues and vCons through the broker,
+//! storages through the live config, and never the wasm runtime, so it can run in
+//! a process without one.
 
 mod auth;
+mod body;
+mod control;
 mod error;
+mod middleware;
 mod query;
+mod read;
 mod routes;
 mod state;
 
-pub use routes::router;
+pub use control::{ConfigControl, ConfigRejected, LiveConfig};
+pub use routes::{openapi, router};
 pub use state::{ApiSettings, ApiState};

@@ -7,10 +7,11 @@
 //! their lists; exit 0.
 
 pub mod cli;
+mod control;
 mod shutdown;
 pub mod telemetry;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +19,12 @@ use anyhow::{Context, Result};
 use conserver_api::{ApiSettings, ApiState};
 use conserver_broker::{Broker, EmbeddedBroker, RedisBroker};
 use conserver_config::{BrokerChoice, Config, Settings};
-use conserver_pipeline::{ProcessOptions, Snapshot, WorkerSettings, Workers};
+use conserver_core::EgressFormat;
+use conserver_pipeline::{ProcessOptions, WorkerSettings, Workers};
 use conserver_runtime::{Runtime, RuntimeOptions};
 
 use crate::cli::{Cli, Command};
+use crate::control::{ConfigStore, build_snapshot, live_config};
 
 /// Run the command.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -44,7 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 async fn check(settings: &Settings, path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let runtime = new_runtime(settings)?;
-    let snapshot = build_snapshot(config, path.to_path_buf(), settings.links_dir.clone(), runtime).await?;
+    let snapshot = build_snapshot(config, path, &settings.links_dir, runtime).await.map_err(anyhow::Error::msg)?;
     println!("{}: OK ({} ingress lists)", path.display(), snapshot.ingress_lists().len());
     Ok(())
 }
@@ -54,25 +57,14 @@ fn new_runtime(settings: &Settings) -> Result<Runtime> {
     Ok(Runtime::new(&RuntimeOptions { cache_dir: Some(settings.component_cache_dir.clone()), max_instances })?)
 }
 
-async fn build_snapshot(
-    config: Config,
-    config_file: PathBuf,
-    links_dir: PathBuf,
-    runtime: Runtime,
-) -> Result<Snapshot> {
-    let config_dir = config_file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(&config, &config_dir, &links_dir, &runtime))
-        .await
-        .context("loading components")?
-        .with_context(|| format!("loading the links and storages of {}", config_file.display()))?;
-    Ok(snapshot)
-}
-
 async fn connect_broker(settings: &Settings) -> Result<Arc<dyn Broker>> {
     Ok(match &settings.broker {
-        BrokerChoice::Redis(url) => {
-            Arc::new(RedisBroker::connect(url).await.with_context(|| format!("connecting to Redis at {url}"))?)
-        }
+        BrokerChoice::Redis(url) => Arc::new(
+            RedisBroker::connect(url)
+                .await
+                .with_context(|| format!("connecting to Redis at {url}"))?
+                .with_sorted_set(&settings.sorted_set),
+        ),
         BrokerChoice::Embedded(dir) => Arc::new(
             EmbeddedBroker::open(dir)
                 .await
@@ -83,14 +75,25 @@ async fn connect_broker(settings: &Settings) -> Result<Arc<dyn Broker>> {
 
 async fn serve(settings: Settings) -> Result<()> {
     let shutdown = shutdown::on_signal().context("installing signal handlers")?;
+    let egress_format = EgressFormat::parse(settings.egress_format.as_deref()).map_err(anyhow::Error::msg)?;
     let config = Config::load(&settings.config_file)?;
+    let document = Config::read_document(&settings.config_file)?;
     tracing::info!(config = %settings.config_file.display(), links_dir = %settings.links_dir.display(), "configuration loaded");
     let broker = connect_broker(&settings).await?;
     let runtime = new_runtime(&settings)?;
-    let snapshot =
-        build_snapshot(config, settings.config_file.clone(), settings.links_dir.clone(), runtime.clone()).await?;
+    let live = live_config(&config, document).map_err(anyhow::Error::msg)?;
+    let snapshot = build_snapshot(config, &settings.config_file, &settings.links_dir, runtime.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
     tracing::info!(broker = broker.backend(), ingress_lists = ?snapshot.ingress_lists(), pooling = runtime.is_pooling(), "ready");
-    let (_snapshot_tx, snapshots) = tokio::sync::watch::channel(Arc::new(snapshot));
+    let (snapshot_tx, snapshots) = tokio::sync::watch::channel(Arc::new(snapshot));
+    let control = Arc::new(ConfigStore::new(
+        settings.config_file.clone(),
+        settings.links_dir.clone(),
+        runtime.clone(),
+        live,
+        snapshot_tx,
+    ));
     let workers = Workers::start(
         settings.workers,
         broker.clone(),
@@ -107,11 +110,14 @@ async fn serve(settings: Settings) -> Result<()> {
     );
     let state = ApiState {
         broker,
+        control,
         settings: Arc::new(ApiSettings {
             tokens: settings.api_tokens.clone(),
             header: settings.api_header.to_ascii_lowercase(),
             root_path: settings.api_root_path.clone(),
             vcon_expiry_secs: settings.vcon_expiry_secs,
+            index_expiry_secs: settings.index_expiry_secs,
+            egress_format,
             max_body_bytes: settings.max_body_bytes,
             version: settings.version.clone(),
             git_commit: settings.git_commit.clone(),

@@ -32,6 +32,17 @@ CREATE TABLE IF NOT EXISTS vcons (
     doc        TEXT NOT NULL,
     expires_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS vcon_index (
+    uuid  TEXT PRIMARY KEY,
+    score REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vcon_index_by_score ON vcon_index (score, uuid);
+CREATE TABLE IF NOT EXISTS party_index (
+    term       TEXT NOT NULL,
+    uuid       TEXT NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (term, uuid)
+);
 CREATE TABLE IF NOT EXISTS dlq_reasons (
     list   TEXT NOT NULL,
     uuid   TEXT NOT NULL,
@@ -159,6 +170,25 @@ impl Broker for EmbeddedBroker {
         self.pop_end(list, "DESC").await
     }
 
+    async fn pop_front_many(&self, list: &str, count: u64) -> Result<Vec<String>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        // One statement, so it is atomic and takes the write lock up front.
+        let rows = sqlx::query(
+            "DELETE FROM list_items WHERE id IN (SELECT id FROM list_items WHERE list = ?1 ORDER BY pos LIMIT ?2)
+             RETURNING pos, item",
+        )
+        .bind(list)
+        .bind(i64::try_from(count).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .op("pop")?;
+        let mut popped: Vec<(i64, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        popped.sort_by_key(|(pos, _)| *pos);
+        Ok(popped.into_iter().map(|(_, item)| item).collect())
+    }
+
     async fn len(&self, list: &str) -> Result<u64> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM list_items WHERE list = ?1")
             .bind(list)
@@ -264,6 +294,16 @@ impl Broker for EmbeddedBroker {
     async fn dead_letter(&self, ingress: &str, mut reason: DlqReason, expiry_secs: u64) -> Result<()> {
         let list = dlq_list(ingress);
         let mut tx = self.pool.begin().await.op("begin dead-letter")?;
+        // Write first, so the transaction holds the write lock before it reads.
+        sqlx::query(
+            "INSERT INTO list_items (list, pos, item)
+             SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
+        )
+        .bind(&list)
+        .bind(&reason.uuid)
+        .execute(&mut *tx)
+        .await
+        .op("push dlq")?;
         let previous: Option<String> =
             sqlx::query_scalar("SELECT reason FROM dlq_reasons WHERE list = ?1 AND uuid = ?2")
                 .bind(&list)
@@ -274,15 +314,6 @@ impl Broker for EmbeddedBroker {
         reason.attempts =
             previous.and_then(|text| serde_json::from_str::<DlqReason>(&text).ok()).map_or(0, |r| r.attempts) + 1;
         let text = serde_json::to_string(&reason).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO list_items (list, pos, item)
-             SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
-        )
-        .bind(&list)
-        .bind(&reason.uuid)
-        .execute(&mut *tx)
-        .await
-        .op("push dlq")?;
         sqlx::query("INSERT INTO dlq_reasons (list, uuid, reason) VALUES (?1, ?2, ?3) ON CONFLICT (list, uuid) DO UPDATE SET reason = excluded.reason")
             .bind(&list)
             .bind(&reason.uuid)
@@ -312,6 +343,101 @@ impl Broker for EmbeddedBroker {
         .await
         .op("read dlq reasons")?;
         Ok(texts.iter().filter_map(|t| serde_json::from_str(t).ok()).collect())
+    }
+
+    async fn move_items(&self, from: &str, to: &str, count: u64) -> Result<u64> {
+        let mut moved = 0;
+        while moved < count && self.move_head(from, to).await?.is_some() {
+            moved += 1;
+        }
+        if moved > 0 {
+            self.pushed.notify_waiters();
+        }
+        Ok(moved)
+    }
+
+    async fn index_vcon(&self, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()> {
+        let expires_at = (terms_ttl_secs > 0).then(|| now_secs().saturating_add(secs(terms_ttl_secs)));
+        let mut tx = self.pool.begin().await.op("begin index")?;
+        sqlx::query("INSERT INTO vcon_index (uuid, score) VALUES (?1, ?2) ON CONFLICT (uuid) DO UPDATE SET score = excluded.score")
+            .bind(uuid)
+            .bind(score)
+            .execute(&mut *tx)
+            .await
+            .op("index vcon")?;
+        for term in terms {
+            sqlx::query("INSERT INTO party_index (term, uuid, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (term, uuid) DO NOTHING")
+                .bind(term)
+                .bind(uuid)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await
+                .op("index party")?;
+            // Like EXPIRE on the Redis set: the whole term's TTL is reset.
+            sqlx::query("UPDATE party_index SET expires_at = ?2 WHERE term = ?1")
+                .bind(term)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await
+                .op("expire party index")?;
+        }
+        tx.commit().await.op("commit index")
+    }
+
+    async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {
+        let mut tx = self.pool.begin().await.op("begin unindex")?;
+        sqlx::query("DELETE FROM vcon_index WHERE uuid = ?1").bind(uuid).execute(&mut *tx).await.op("unindex vcon")?;
+        for term in terms {
+            sqlx::query("DELETE FROM party_index WHERE term = ?1 AND uuid = ?2")
+                .bind(term)
+                .bind(uuid)
+                .execute(&mut *tx)
+                .await
+                .op("unindex party")?;
+        }
+        tx.commit().await.op("commit unindex")
+    }
+
+    async fn list_vcons(&self, min: Option<f64>, max: Option<f64>, offset: u64, count: u64) -> Result<Vec<String>> {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        sqlx::query_scalar(
+            "SELECT uuid FROM vcon_index WHERE score >= ?1 AND score <= ?2 ORDER BY score DESC, uuid DESC LIMIT ?3 OFFSET ?4",
+        )
+        .bind(min.unwrap_or(f64::NEG_INFINITY))
+        .bind(max.unwrap_or(f64::INFINITY))
+        .bind(clamp(count))
+        .bind(clamp(offset))
+        .fetch_all(&self.pool)
+        .await
+        .op("list vcons")
+    }
+
+    async fn search(&self, terms: &[String]) -> Result<Vec<String>> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut distinct = terms.to_vec();
+        distinct.sort();
+        distinct.dedup();
+        let placeholders = (0..distinct.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT uuid FROM party_index WHERE (expires_at IS NULL OR expires_at > ?1) AND term IN ({placeholders})
+             GROUP BY uuid HAVING COUNT(DISTINCT term) = {}",
+            distinct.len()
+        );
+        let mut query = sqlx::query_scalar(&sql).bind(now_secs());
+        for term in &distinct {
+            query = query.bind(term);
+        }
+        query.fetch_all(&self.pool).await.op("search")
+    }
+
+    async fn vcon_uuids(&self) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT uuid FROM vcons WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY uuid")
+            .bind(now_secs())
+            .fetch_all(&self.pool)
+            .await
+            .op("list vcon documents")
     }
 }
 

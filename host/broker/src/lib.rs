@@ -60,6 +60,8 @@ pub trait Broker: Send + Sync + 'static {
     async fn pop_front(&self, list: &str) -> Result<Option<String>>;
     /// Remove and return the tail of `list` (RPOP).
     async fn pop_back(&self, list: &str) -> Result<Option<String>>;
+    /// Remove and return up to `count` entries from the head of `list`, oldest first.
+    async fn pop_front_many(&self, list: &str, count: u64) -> Result<Vec<String>>;
     /// Number of entries in `list`.
     async fn len(&self, list: &str) -> Result<u64>;
     /// Every entry of `list`, head first.
@@ -88,6 +90,24 @@ pub trait Broker: Send + Sync + 'static {
     async fn dead_letter(&self, ingress: &str, reason: DlqReason, expiry_secs: u64) -> Result<()>;
     /// The recorded reasons for the entries of `DLQ:{ingress}`, oldest first.
     async fn dlq_reasons(&self, ingress: &str) -> Result<Vec<DlqReason>>;
+    /// Move up to `count` entries from the head of `from` to the tail of `to`, each
+    /// move atomic; returns how many moved.
+    async fn move_items(&self, from: &str, to: &str, count: u64) -> Result<u64>;
+
+    /// Add `uuid` to the vCon list (the `vcons` sorted set, scored by `created_at`
+    /// in epoch seconds) and to the party search sets `terms` (`tel:…`, `mailto:…`,
+    /// `name:…`), whose TTL becomes `terms_ttl_secs` (0: none).
+    async fn index_vcon(&self, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()>;
+    /// Remove `uuid` from the vCon list and from the party sets `terms`.
+    async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()>;
+    /// Listed uuids, newest first (score descending, ties by uuid descending), with
+    /// a score within `[min, max]` (inclusive; `None` is unbounded), skipping
+    /// `offset`, at most `count`.
+    async fn list_vcons(&self, min: Option<f64>, max: Option<f64>, offset: u64, count: u64) -> Result<Vec<String>>;
+    /// The uuids in every one of the party sets `terms` (none when `terms` is empty).
+    async fn search(&self, terms: &[String]) -> Result<Vec<String>>;
+    /// The uuid of every stored vCon document.
+    async fn vcon_uuids(&self) -> Result<Vec<String>>;
 }
 
 /// Takes uuids from ingress lists into a processing list.

@@ -21,6 +21,7 @@ const MAX_BLOCK: Duration = Duration::from_secs(1);
 pub struct RedisBroker {
     client: Client,
     conn: ConnectionManager,
+    sorted_set: String,
 }
 
 impl RedisBroker {
@@ -32,7 +33,13 @@ impl RedisBroker {
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_max_delay(Duration::from_secs(2));
         let conn = ConnectionManager::new_with_config(client.clone(), config).await.op("connect")?;
-        Ok(Self { client, conn })
+        Ok(Self { client, conn, sorted_set: "vcons".into() })
+    }
+
+    /// Use `name` for the sorted set listing vCons (`VCON_SORTED_SET_NAME`).
+    pub fn with_sorted_set(mut self, name: &str) -> Self {
+        self.sorted_set = name.to_string();
+        self
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -63,6 +70,15 @@ impl Broker for RedisBroker {
 
     async fn pop_back(&self, list: &str) -> Result<Option<String>> {
         self.conn().rpop(list, None).await.op("RPOP")
+    }
+
+    async fn pop_front_many(&self, list: &str, count: u64) -> Result<Vec<String>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let popped: Option<Vec<String>> =
+            redis::cmd("LPOP").arg(list).arg(count).query_async(&mut self.conn()).await.op("LPOP count")?;
+        Ok(popped.unwrap_or_default())
     }
 
     async fn len(&self, list: &str) -> Result<u64> {
@@ -154,6 +170,102 @@ impl Broker for RedisBroker {
             .op("HMGET dlq reasons")?;
         Ok(texts.into_iter().flatten().filter_map(|t| serde_json::from_str(&t).ok()).collect())
     }
+
+    async fn move_items(&self, from: &str, to: &str, count: u64) -> Result<u64> {
+        let mut conn = self.conn();
+        let mut moved = 0;
+        while moved < count {
+            let item: Option<String> = redis::cmd("LMOVE")
+                .arg(from)
+                .arg(to)
+                .arg("LEFT")
+                .arg("RIGHT")
+                .query_async(&mut conn)
+                .await
+                .op("LMOVE")?;
+            if item.is_none() {
+                break;
+            }
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    async fn index_vcon(&self, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()> {
+        let mut pipe = redis::pipe();
+        // One member form (the bare uuid); drop the Python server's `vcon:` form.
+        pipe.zadd(&self.sorted_set, uuid, score).ignore().zrem(&self.sorted_set, vcon_key(uuid)).ignore();
+        for term in terms {
+            pipe.sadd(term, uuid).ignore();
+            if terms_ttl_secs > 0 {
+                pipe.expire(term, i64::try_from(terms_ttl_secs).unwrap_or(i64::MAX)).ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut self.conn()).await.op("index vcon")
+    }
+
+    async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.zrem(&self.sorted_set, &[uuid.to_string(), vcon_key(uuid)]).ignore();
+        for term in terms {
+            pipe.srem(term, uuid).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await.op("unindex vcon")
+    }
+
+    async fn list_vcons(&self, min: Option<f64>, max: Option<f64>, offset: u64, count: u64) -> Result<Vec<String>> {
+        let bound = |b: Option<f64>, open: &str| b.map_or_else(|| open.to_string(), |v| v.to_string());
+        let members: Vec<String> = redis::cmd("ZREVRANGEBYSCORE")
+            .arg(&self.sorted_set)
+            .arg(bound(max, "+inf"))
+            .arg(bound(min, "-inf"))
+            .arg("LIMIT")
+            .arg(i64::try_from(offset).unwrap_or(i64::MAX))
+            .arg(i64::try_from(count).unwrap_or(i64::MAX))
+            .query_async(&mut self.conn())
+            .await
+            .op("ZREVRANGEBYSCORE")?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(members.iter().map(|m| member_uuid(m).to_string()).filter(|u| seen.insert(u.clone())).collect())
+    }
+
+    async fn search(&self, terms: &[String]) -> Result<Vec<String>> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.conn().sinter(terms).await.op("SINTER")
+    }
+
+    async fn vcon_uuids(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        let mut uuids = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("vcon:*")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .op("SCAN")?;
+            uuids.extend(keys.into_iter().filter_map(|k| k.strip_prefix("vcon:").map(String::from)));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        uuids.sort();
+        uuids.dedup();
+        Ok(uuids)
+    }
+}
+
+/// A sorted-set member as a uuid: the Python server wrote both `vcon:{uuid}` and the
+/// bare uuid; both read as the uuid.
+fn member_uuid(member: &str) -> &str {
+    member.strip_prefix("vcon:").unwrap_or(member)
 }
 
 /// Takes uuids with `BLMOVE` (one list) or round-robin `LMOVE` (several lists).

@@ -2,7 +2,7 @@
 //! temp directory and Redis at `CONSERVER_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`; `.ci/run` starts it). Every key is unique per test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cloned_ref_to_slice_refs)] // tests fail loudly on purpose
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +50,10 @@ async fn lists_are_fifo_with_a_head(broker: Arc<dyn Broker>) {
     assert_eq!(broker.pop_front(&list).await.unwrap().as_deref(), Some("first"));
     assert_eq!(broker.pop_back(&list).await.unwrap().as_deref(), Some("u4"));
     broker.push(&list, &[]).await.unwrap();
+    assert_eq!(broker.pop_front_many(&list, 2).await.unwrap(), ["u0", "u1"]);
+    assert_eq!(broker.pop_front_many(&list, 0).await.unwrap(), Vec::<String>::new());
+    assert_eq!(broker.pop_front_many(&list, 100).await.unwrap(), ["u2", "u3"]);
+    assert_eq!(broker.pop_front_many(&list, 100).await.unwrap(), Vec::<String>::new());
     assert_eq!(broker.len(&unique("empty")).await.unwrap(), 0);
     assert_eq!(broker.pop_front(&unique("empty")).await.unwrap(), None);
 }
@@ -143,6 +147,55 @@ async fn dead_letters_keep_the_python_list_and_a_reason(broker: Arc<dyn Broker>)
     assert!(again.iter().any(|r| r.uuid == uuid && r.attempts == 2), "{again:?}");
 }
 
+async fn vcons_are_listed_newest_first_and_searched_with_and(broker: Arc<dyn Broker>) {
+    let tel = unique("tel:+1555");
+    let name = unique("name:Alice");
+    let (a, b, c) = (unique("a"), unique("b"), unique("c"));
+    // A unique score window keeps this test apart from others sharing the store.
+    let base = 1.0e9 + (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 * 10.0;
+    broker.index_vcon(&a, base + 1.0, &[tel.clone()], 60).await.unwrap();
+    broker.index_vcon(&b, base + 2.0, &[tel.clone(), name.clone()], 60).await.unwrap();
+    broker.index_vcon(&c, base + 3.0, &[name.clone()], 60).await.unwrap();
+    let window = (Some(base), Some(base + 5.0));
+    assert_eq!(broker.list_vcons(window.0, window.1, 0, 10).await.unwrap(), [c.clone(), b.clone(), a.clone()]);
+    assert_eq!(broker.list_vcons(window.0, window.1, 1, 1).await.unwrap(), [b.clone()]);
+    assert_eq!(broker.list_vcons(Some(base + 2.0), Some(base + 2.0), 0, 10).await.unwrap(), [b.clone()]);
+    assert_eq!(broker.list_vcons(window.0, window.1, u64::MAX, u64::MAX).await.unwrap(), Vec::<String>::new());
+
+    let mut both = broker.search(&[tel.clone()]).await.unwrap();
+    both.sort();
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort();
+    assert_eq!(both, expected);
+    assert_eq!(broker.search(&[tel.clone(), name.clone()]).await.unwrap(), [b.clone()]);
+    // True AND: a term matching nothing empties the result.
+    assert!(broker.search(&[tel.clone(), unique("mailto:nobody")]).await.unwrap().is_empty());
+    assert!(broker.search(&[]).await.unwrap().is_empty());
+
+    // Unindexing removes it from the list and every set.
+    broker.unindex_vcon(&b, &[tel.clone(), name.clone()]).await.unwrap();
+    assert_eq!(broker.list_vcons(window.0, window.1, 0, 10).await.unwrap(), [c.clone(), a.clone()]);
+    assert!(broker.search(&[tel, name]).await.unwrap().is_empty());
+}
+
+async fn items_move_between_lists_in_order(broker: Arc<dyn Broker>) {
+    let (from, to) = (unique("dlq"), unique("in"));
+    broker.push(&from, &["a".into(), "b".into(), "c".into()]).await.unwrap();
+    broker.push(&to, &["x".into()]).await.unwrap();
+    assert_eq!(broker.move_items(&from, &to, 2).await.unwrap(), 2);
+    assert_eq!(broker.range(&to).await.unwrap(), ["x", "a", "b"]);
+    assert_eq!(broker.move_items(&from, &to, 100).await.unwrap(), 1);
+    assert_eq!(broker.move_items(&from, &to, 100).await.unwrap(), 0);
+}
+
+async fn stored_documents_are_enumerable(broker: Arc<dyn Broker>) {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    broker.put_vcon(&uuid, "{}", Ttl::Secs(60)).await.unwrap();
+    assert!(broker.vcon_uuids().await.unwrap().contains(&uuid));
+    broker.delete_vcon(&uuid).await.unwrap();
+    assert!(!broker.vcon_uuids().await.unwrap().contains(&uuid));
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod embedded_backend {
@@ -174,4 +227,7 @@ both_backends!(
     several_lists_are_served_in_turn,
     vcon_documents_and_ttls,
     dead_letters_keep_the_python_list_and_a_reason,
+    vcons_are_listed_newest_first_and_searched_with_and,
+    items_move_between_lists_in_order,
+    stored_documents_are_enumerable,
 );

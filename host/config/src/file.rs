@@ -148,6 +148,24 @@ impl Config {
         Ok(config)
     }
 
+    /// Read a config file as a JSON document (key order kept), without validating
+    /// it: what `GET /config` shows. An empty file is `{}`.
+    pub fn read_document(path: &Path) -> Result<serde_json::Value, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let value: Option<serde_json::Value> = serde_yaml_ng::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(value.filter(|v| !v.is_null()).unwrap_or_else(|| serde_json::json!({})))
+    }
+
+    /// Validate a config given as a JSON document (from `POST /config`); `path` is
+    /// the file it would be written to, used in messages.
+    pub fn from_document(document: &serde_json::Value, path: &Path) -> Result<Self, ConfigError> {
+        let text = serde_yaml_ng::to_string(document)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        Self::parse(&text, path)
+    }
+
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |key: String, problem: String| ConfigError::Invalid { path: path.to_path_buf(), key, problem };
         for (name, link) in &self.links {

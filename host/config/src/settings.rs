@@ -42,6 +42,13 @@ pub struct Settings {
     pub vcon_expiry_secs: u64,
     /// `VCON_DLQ_EXPIRY` seconds (default 604800); 0 leaves the TTL alone.
     pub dlq_expiry_secs: u64,
+    /// `VCON_INDEX_EXPIRY` seconds (default 86400): TTL of the party search sets.
+    pub index_expiry_secs: u64,
+    /// `VCON_SORTED_SET_NAME` (default `vcons`): the sorted set listing vCons.
+    pub sorted_set: String,
+    /// `EGRESS_FORMAT_VERSION`: unset/empty (documents as stored) or `0.0.1` (the
+    /// legacy downgrade on API reads); any other value is refused at start.
+    pub egress_format: Option<String>,
     /// `CONSERVER_LINKS_DIR`: where `module: links.<name>` components live; default
     /// `links/` beside the executable.
     pub links_dir: PathBuf,
@@ -112,6 +119,9 @@ impl Settings {
                 .is_none_or(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
             vcon_expiry_secs: number(&get, "VCON_REDIS_EXPIRY", 3600)?,
             dlq_expiry_secs: number(&get, "VCON_DLQ_EXPIRY", 604_800)?,
+            index_expiry_secs: number(&get, "VCON_INDEX_EXPIRY", 86_400)?,
+            sorted_set: get("VCON_SORTED_SET_NAME").unwrap_or_else(|| "vcons".into()),
+            egress_format: get("EGRESS_FORMAT_VERSION"),
             links_dir,
             max_body_bytes: number(&get, "CONSERVER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             shutdown_grace_secs: number(&get, "CONSERVER_SHUTDOWN_GRACE_SECS", 30)?,

@@ -131,8 +131,9 @@ impl Server {
     }
 
     pub async fn post_vcon(&self, vcon: &Value, ingress: &str) -> reqwest::Response {
+        let query = if ingress.is_empty() { String::new() } else { format!("?ingress_lists={ingress}") };
         self.client
-            .post(self.url(&format!("/api/vcon?ingress_lists={ingress}")))
+            .post(self.url(&format!("/api/vcon{query}")))
             .json(vcon)
             .send()
             .await

@@ -1,0 +1,92 @@
+//! Reading and writing vCons for the API: store an ingested vCon with its indexes
+//! (dropping the party terms of the version it replaces), read one with the storage
+//! fallback (canonicalised and re-cached, as the Python server does; a failing
+//! backend is skipped with a warning, never a 500), and shape it for egress.
+
+use conserver_broker::Ttl;
+use conserver_core::{EgressFormat, IngestedVcon, canonicalize, epoch_seconds, index_terms, to_legacy_001};
+use serde_json::{Map, Value};
+
+use crate::ApiState;
+use crate::error::ApiError;
+
+/// The party search terms of a stored document (none for signed/encrypted forms).
+pub fn terms_of(json: &str) -> Vec<String> {
+    serde_json::from_str::<Map<String, Value>>(json).map(|doc| index_terms(&doc)).unwrap_or_default()
+}
+
+/// Store an accepted vCon: the document (with the API TTL), its place in the vCon
+/// list and its party search terms.
+pub async fn store_ingested(state: &ApiState, vcon: &IngestedVcon) -> Result<(), ApiError> {
+    let failed = |e: conserver_broker::BrokerError| ApiError::internal("Failed to store vCon", e);
+    let broker = &state.broker;
+    if let Some(previous) = broker.get_vcon(&vcon.uuid).await.map_err(failed)? {
+        let stale: Vec<String> = terms_of(&previous).into_iter().filter(|t| !vcon.index_terms.contains(t)).collect();
+        if !stale.is_empty() {
+            broker.unindex_vcon(&vcon.uuid, &stale).await.map_err(failed)?;
+        }
+    }
+    broker.put_vcon(&vcon.uuid, &vcon.json, Ttl::Secs(state.settings.vcon_expiry_secs)).await.map_err(failed)?;
+    broker
+        .index_vcon(&vcon.uuid, vcon.created_at.floor(), &vcon.index_terms, state.settings.index_expiry_secs)
+        .await
+        .map_err(failed)
+}
+
+/// The vCon `uuid` from the broker, else from the configured storages in order
+/// (canonicalised, then re-cached and indexed). `None` when nobody has it.
+pub async fn load_vcon(state: &ApiState, uuid: &str, failure: &'static str) -> Result<Option<String>, ApiError> {
+    if let Some(json) = state.broker.get_vcon(uuid).await.map_err(|e| ApiError::internal(failure, e))? {
+        return Ok(Some(json));
+    }
+    let live = state.control.live();
+    for storage in &live.storages {
+        let text = match storage.get(uuid).await {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(storage = storage.name(), vcon_uuid = uuid, %error, "storage read failed; trying the next one");
+                continue;
+            }
+        };
+        let Ok(document) = serde_json::from_str::<Map<String, Value>>(&text) else {
+            tracing::warn!(
+                storage = storage.name(),
+                vcon_uuid = uuid,
+                "storage returned something that is not a JSON object"
+            );
+            continue;
+        };
+        let document = canonicalize(document);
+        let json = Value::Object(document.clone()).to_string();
+        let score = document.get("created_at").and_then(epoch_seconds);
+        let cache = async {
+            state.broker.put_vcon(uuid, &json, Ttl::Secs(state.settings.vcon_expiry_secs)).await?;
+            if let Some(score) = score {
+                state
+                    .broker
+                    .index_vcon(uuid, score.floor(), &index_terms(&document), state.settings.index_expiry_secs)
+                    .await?;
+            }
+            Ok::<(), conserver_broker::BrokerError>(())
+        };
+        if let Err(error) = cache.await {
+            tracing::warn!(vcon_uuid = uuid, %error, "cannot re-cache a vCon read from storage");
+        }
+        return Ok(Some(json));
+    }
+    Ok(None)
+}
+
+/// A stored vCon as reads return it: the stored text itself, or its
+/// `EGRESS_FORMAT_VERSION=0.0.1` downgrade.
+pub fn for_egress(state: &ApiState, json: String) -> Result<String, ApiError> {
+    if state.settings.egress_format == EgressFormat::Current {
+        return Ok(json);
+    }
+    match serde_json::from_str::<Value>(&json) {
+        Ok(Value::Object(doc)) => Ok(Value::Object(to_legacy_001(doc)).to_string()),
+        Ok(_) => Ok(json),
+        Err(e) => Err(ApiError::internal("Failed to read vCon", e)),
+    }
+}

@@ -1,0 +1,104 @@
+//! Operator routes: the config (read, validated replace), the dead-letter queue
+//! (list, reasons, atomic reprocess) and the index rebuild.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use conserver_broker::dlq_list;
+use conserver_core::{epoch_seconds, index_terms};
+use serde_json::{Map, Value};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::query::Query;
+use crate::{ApiState, ConfigRejected};
+
+/// The config file as JSON, keys in file order.
+#[utoipa::path(get, path = "/config", tag = "admin",
+    responses((status = 200, description = "The config in force")))]
+pub async fn read_config(State(state): State<ApiState>) -> Json<Value> {
+    Json(state.control.live().document.clone())
+}
+
+/// Replace the config: validated first (every link component loaded), written
+/// atomically in the given key order, applied without a restart.
+#[utoipa::path(post, path = "/config", tag = "admin",
+    request_body(content_type = "application/json", description = "The whole config, as JSON"),
+    responses((status = 204, description = "Written and applied"), (status = 422, description = "Invalid config; nothing changed")))]
+pub async fn replace_config(State(state): State<ApiState>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    let document = match serde_json::from_slice::<Value>(&body) {
+        Ok(object @ Value::Object(_)) => object,
+        Ok(other) => return Err(ApiError::invalid("dict_type", &["body"], "the config must be a JSON object", other)),
+        Err(e) => {
+            return Err(ApiError::invalid(
+                "json_invalid",
+                &["body"],
+                format!("body is not valid JSON: {e}"),
+                Value::Null,
+            ));
+        }
+    };
+    match state.control.replace(document).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(ConfigRejected::Invalid(message)) => Err(ApiError::Unprocessable(message)),
+        Err(ConfigRejected::Failed(message)) => Err(ApiError::internal("Failed to update configuration", message)),
+    }
+}
+
+/// The dead-lettered uuids of an ingress list, oldest first; with `detail=true`,
+/// each entry's recorded reason (link, error, attempts, time) instead.
+#[utoipa::path(get, path = "/dlq", tag = "admin",
+    params(("ingress_list" = String, Query, description = "The ingress list whose DLQ to read"),
+           ("detail" = Option<bool>, Query, description = "Return the reasons instead of bare uuids")),
+    responses((status = 200, description = "uuids (or reasons), oldest first")))]
+pub async fn read_dlq(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let query = Query::parse(query.as_deref());
+    let ingress = query.required("ingress_list")?;
+    let detail = query.last("detail").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    let failed = |e: conserver_broker::BrokerError| ApiError::internal("Failed to read DLQ", e);
+    if detail {
+        Ok(Json(state.broker.dlq_reasons(&ingress).await.map_err(failed)?).into_response())
+    } else {
+        Ok(Json(state.broker.range(&dlq_list(&ingress)).await.map_err(failed)?).into_response())
+    }
+}
+
+/// Move up to `count` dead-lettered uuids back to their ingress list, oldest first,
+/// each move atomic. Answers the number moved.
+#[utoipa::path(post, path = "/dlq/reprocess", tag = "admin",
+    params(("ingress_list" = String, Query, description = "The ingress list"),
+           ("count" = Option<i64>, Query, description = "At most this many, 1 to 100000 (default 1000)")),
+    responses((status = 200, description = "How many were moved"), (status = 422, description = "Bad parameters")))]
+pub async fn reprocess_dlq(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<u64>, ApiError> {
+    let query = Query::parse(query.as_deref());
+    let ingress = query.required("ingress_list")?;
+    let count = query.integer("count", 1000, 1, 100_000)?;
+    let moved = state
+        .broker
+        .move_items(&dlq_list(&ingress), &ingress, count as u64)
+        .await
+        .map_err(|e| ApiError::internal("Failed to reprocess DLQ", e))?;
+    Ok(Json(moved))
+}
+
+/// Rebuild the vCon list and party search indexes from the stored documents;
+/// answers how many were indexed. Documents that cannot be indexed are skipped.
+#[utoipa::path(get, path = "/index_vcons", tag = "admin",
+    responses((status = 200, description = "How many vCons were indexed")))]
+pub async fn index_vcons(State(state): State<ApiState>) -> Result<Json<u64>, ApiError> {
+    let broker = &state.broker;
+    let uuids = broker.vcon_uuids().await.map_err(|e| ApiError::internal("Failed to index vCons", e))?;
+    let mut indexed = 0;
+    for uuid in uuids {
+        let Ok(Some(json)) = broker.get_vcon(&uuid).await else { continue };
+        let Ok(document) = serde_json::from_str::<Map<String, Value>>(&json) else { continue };
+        let Some(score) = document.get("created_at").and_then(epoch_seconds) else { continue };
+        let terms = index_terms(&document);
+        match broker.index_vcon(&uuid, score.floor(), &terms, state.settings.index_expiry_secs).await {
+            Ok(()) => indexed += 1,
+            Err(error) => tracing::warn!(vcon_uuid = %uuid, %error, "cannot index a stored vCon"),
+        }
+    }
+    Ok(Json(indexed))
+}

@@ -1,0 +1,110 @@
+//! The running configuration: what the API reads (`GET /config`, ingress keys,
+//! storages for the read fallback) and how it is replaced (`POST /config`, and the
+//! file watcher later): validate, load every component off the async executor,
+//! write the file atomically, then swap the API's view and the workers' snapshot
+//! together. A refused config changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use conserver_api::{ConfigControl, ConfigRejected, LiveConfig};
+use conserver_config::Config;
+use conserver_pipeline::Snapshot;
+use conserver_runtime::Runtime;
+use serde_json::Value;
+use tokio::sync::{Mutex, watch};
+
+/// Builds the API's view of a config: its document, ingress keys and storages.
+pub fn live_config(config: &Config, document: Value) -> Result<LiveConfig, String> {
+    let mut storages = Vec::with_capacity(config.storages.len());
+    for (name, def) in &config.storages {
+        storages.push(conserver_storage::build(name, def).map_err(|e| e.to_string())?);
+    }
+    Ok(LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages })
+}
+
+/// Load every link and storage `config` names (CPU-heavy on a cold cache).
+pub async fn build_snapshot(
+    config: Config,
+    config_file: &Path,
+    links_dir: &Path,
+    runtime: Runtime,
+) -> Result<Snapshot, String> {
+    let config_dir = config_file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let links_dir = links_dir.to_path_buf();
+    let file = config_file.display().to_string();
+    tokio::task::spawn_blocking(move || Snapshot::build(&config, &config_dir, &links_dir, &runtime))
+        .await
+        .map_err(|e| format!("loading components failed: {e}"))?
+        .map_err(|e| format!("{file}: {e}"))
+}
+
+/// The config in force and the machinery to replace it.
+pub struct ConfigStore {
+    path: PathBuf,
+    links_dir: PathBuf,
+    runtime: Runtime,
+    live: RwLock<Arc<LiveConfig>>,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    replacing: Mutex<()>,
+}
+
+impl ConfigStore {
+    /// A store serving `live`, publishing new snapshots on `snapshots`.
+    pub fn new(
+        path: PathBuf,
+        links_dir: PathBuf,
+        runtime: Runtime,
+        live: LiveConfig,
+        snapshots: watch::Sender<Arc<Snapshot>>,
+    ) -> Self {
+        Self { path, links_dir, runtime, live: RwLock::new(Arc::new(live)), snapshots, replacing: Mutex::new(()) }
+    }
+
+    fn swap(&self, live: LiveConfig, snapshot: Snapshot) {
+        match self.live.write() {
+            Ok(mut guard) => *guard = Arc::new(live),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
+        }
+        self.snapshots.send_replace(Arc::new(snapshot));
+    }
+}
+
+/// Write `text` to `path` atomically: a temp file in the same directory, renamed.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("config.yml");
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temp, text)?;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&temp, metadata.permissions());
+    }
+    std::fs::rename(&temp, path)
+}
+
+#[async_trait]
+impl ConfigControl for ConfigStore {
+    fn live(&self) -> Arc<LiveConfig> {
+        match self.live.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    async fn replace(&self, document: Value) -> Result<(), ConfigRejected> {
+        let _one_at_a_time = self.replacing.lock().await;
+        let config =
+            Config::from_document(&document, &self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        let live = live_config(&config, document.clone()).map_err(ConfigRejected::Invalid)?;
+        let snapshot = build_snapshot(config, &self.path, &self.links_dir, self.runtime.clone())
+            .await
+            .map_err(ConfigRejected::Invalid)?;
+        let text = serde_yaml_ng::to_string(&document).map_err(|e| ConfigRejected::Failed(e.to_string()))?;
+        write_atomically(&self.path, &text)
+            .map_err(|e| ConfigRejected::Failed(format!("cannot write {}: {e}", self.path.display())))?;
+        self.swap(live, snapshot);
+        tracing::info!(config = %self.path.display(), "configuration replaced through the API");
+        Ok(())
+    }
+}
