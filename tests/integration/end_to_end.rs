@@ -159,3 +159,35 @@ chains:
     let (_, dlq) = server.get_json(&format!("/api/dlq?ingress_list={halt_in}")).await;
     assert_eq!(dlq, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn post_config_swaps_link_options_and_refuses_a_broken_config() {
+    let (ingress, egress) = (unique("in"), unique("out"));
+    let store = tempfile::tempdir().unwrap();
+    let server = Server::start(Backend::Embedded, &config(&ingress, &egress, store.path()), &[]).await;
+    let (before, vcon) = fresh_vcon();
+    server.post_vcon(&vcon, &ingress).await;
+    server.wait_for_egress(&egress, &before, Duration::from_secs(30)).await;
+
+    let (_, mut current) = server.get_json("/api/config").await;
+    current["links"]["tag"]["options"]["tags"] = serde_json::json!(["swapped"]);
+    let reply = server.client.post(server.url("/api/config")).json(&current).send().await.unwrap();
+    assert_eq!(reply.status(), 204);
+    let (after, vcon) = fresh_vcon();
+    server.post_vcon(&vcon, &ingress).await;
+    server.wait_for_egress(&egress, &after, Duration::from_secs(30)).await;
+    let (_, stored) = server.get_json(&format!("/api/vcon/{after}")).await;
+    assert!(stored.to_string().contains("swapped:swapped"), "{stored}");
+
+    // A config naming a component that does not exist is refused; the running one stays.
+    let mut broken = current.clone();
+    broken["links"]["tag"] = serde_json::json!({"component": "/nowhere/ghost.wasm"});
+    let reply = server.client.post(server.url("/api/config")).json(&broken).send().await.unwrap();
+    assert_eq!(reply.status(), 422);
+    let body: Value = reply.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("ghost.wasm"), "{body}");
+    assert_eq!(server.get_json("/api/config").await.1, current);
+    let (last, vcon) = fresh_vcon();
+    server.post_vcon(&vcon, &ingress).await;
+    server.wait_for_egress(&egress, &last, Duration::from_secs(30)).await;
+}

@@ -15,22 +15,27 @@ pub fn terms_of(json: &str) -> Vec<String> {
     serde_json::from_str::<Map<String, Value>>(json).map(|doc| index_terms(&doc)).unwrap_or_default()
 }
 
-/// Store an accepted vCon: the document (with the API TTL), its place in the vCon
-/// list and its party search terms.
-pub async fn store_ingested(state: &ApiState, vcon: &IngestedVcon) -> Result<(), ApiError> {
+/// Store an accepted vCon: the document, its place in the vCon list and its party
+/// search terms, in one broker round trip; then drop the party terms of the
+/// version it replaced that this one no longer has. A vCon that is about to be
+/// enqueued (`queued`) is stored without a TTL so it cannot expire while it waits;
+/// the worker gives it `VCON_REDIS_EXPIRY` when its chain is done. Otherwise it gets
+/// `VCON_REDIS_EXPIRY` now, as in the Python server.
+pub async fn store_ingested(state: &ApiState, vcon: &IngestedVcon, queued: bool) -> Result<(), ApiError> {
     let failed = |e: conserver_broker::BrokerError| ApiError::internal("Failed to store vCon", e);
-    let broker = &state.broker;
-    if let Some(previous) = broker.get_vcon(&vcon.uuid).await.map_err(failed)? {
+    let ttl = if queued { Ttl::Secs(0) } else { Ttl::Secs(state.settings.vcon_expiry_secs) };
+    let previous = state
+        .broker
+        .store_vcon(&vcon.uuid, &vcon.json, ttl, vcon.created_at.floor(), &vcon.index_terms, state.settings.index_expiry_secs)
+        .await
+        .map_err(failed)?;
+    if let Some(previous) = previous {
         let stale: Vec<String> = terms_of(&previous).into_iter().filter(|t| !vcon.index_terms.contains(t)).collect();
         if !stale.is_empty() {
-            broker.unindex_vcon(&vcon.uuid, &stale).await.map_err(failed)?;
+            state.broker.unindex_vcon(&vcon.uuid, &stale).await.map_err(failed)?;
         }
     }
-    broker.put_vcon(&vcon.uuid, &vcon.json, Ttl::Secs(state.settings.vcon_expiry_secs)).await.map_err(failed)?;
-    broker
-        .index_vcon(&vcon.uuid, vcon.created_at.floor(), &vcon.index_terms, state.settings.index_expiry_secs)
-        .await
-        .map_err(failed)
+    Ok(())
 }
 
 /// The vCon `uuid` from the broker, else from the configured storages in order

@@ -38,10 +38,13 @@ CREATE TABLE IF NOT EXISTS vcon_index (
 );
 CREATE INDEX IF NOT EXISTS vcon_index_by_score ON vcon_index (score, uuid);
 CREATE TABLE IF NOT EXISTS party_index (
-    term       TEXT NOT NULL,
-    uuid       TEXT NOT NULL,
-    expires_at INTEGER,
+    term TEXT NOT NULL,
+    uuid TEXT NOT NULL,
     PRIMARY KEY (term, uuid)
+);
+CREATE TABLE IF NOT EXISTS party_terms (
+    term       TEXT PRIMARY KEY,
+    expires_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS dlq_reasons (
     list   TEXT NOT NULL,
@@ -247,27 +250,8 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn put_vcon(&self, uuid: &str, json: &str, ttl: Ttl) -> Result<()> {
-        let now = now_secs();
-        let query = match ttl {
-            // Keep a live TTL; an expired row counts as absent, so it gets none.
-            Ttl::Keep => sqlx::query(
-                "INSERT INTO vcons (uuid, doc, expires_at) VALUES (?1, ?2, NULL)
-                 ON CONFLICT (uuid) DO UPDATE SET doc = excluded.doc,
-                   expires_at = CASE WHEN vcons.expires_at > ?3 THEN vcons.expires_at ELSE NULL END",
-            )
-            .bind(uuid)
-            .bind(json)
-            .bind(now),
-            Ttl::Secs(ttl) => sqlx::query(
-                "INSERT INTO vcons (uuid, doc, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (uuid) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at",
-            )
-            .bind(uuid)
-            .bind(json)
-            .bind(if ttl == 0 { None } else { Some(now.saturating_add(secs(ttl))) }),
-        };
-        query.execute(&self.pool).await.op("put vcon")?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.op("acquire")?;
+        put_in(&mut conn, uuid, json, ttl, now_secs()).await
     }
 
     async fn delete_vcon(&self, uuid: &str) -> Result<bool> {
@@ -357,31 +341,34 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn index_vcon(&self, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()> {
-        let expires_at = (terms_ttl_secs > 0).then(|| now_secs().saturating_add(secs(terms_ttl_secs)));
         let mut tx = self.pool.begin().await.op("begin index")?;
-        sqlx::query("INSERT INTO vcon_index (uuid, score) VALUES (?1, ?2) ON CONFLICT (uuid) DO UPDATE SET score = excluded.score")
-            .bind(uuid)
-            .bind(score)
-            .execute(&mut *tx)
-            .await
-            .op("index vcon")?;
-        for term in terms {
-            sqlx::query("INSERT INTO party_index (term, uuid, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (term, uuid) DO NOTHING")
-                .bind(term)
-                .bind(uuid)
-                .bind(expires_at)
-                .execute(&mut *tx)
-                .await
-                .op("index party")?;
-            // Like EXPIRE on the Redis set: the whole term's TTL is reset.
-            sqlx::query("UPDATE party_index SET expires_at = ?2 WHERE term = ?1")
-                .bind(term)
-                .bind(expires_at)
-                .execute(&mut *tx)
-                .await
-                .op("expire party index")?;
-        }
+        index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
         tx.commit().await.op("commit index")
+    }
+
+    async fn store_vcon(
+        &self,
+        uuid: &str,
+        json: &str,
+        ttl: Ttl,
+        score: f64,
+        terms: &[String],
+        terms_ttl_secs: u64,
+    ) -> Result<Option<String>> {
+        let now = now_secs();
+        let mut tx = self.pool.begin().await.op("begin store")?;
+        // The first statement writes, so the transaction holds the write lock.
+        index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+                .bind(uuid)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .op("read previous vcon")?;
+        put_in(&mut tx, uuid, json, ttl, now).await?;
+        tx.commit().await.op("commit store")?;
+        Ok(previous)
     }
 
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {
@@ -421,8 +408,9 @@ impl Broker for EmbeddedBroker {
         distinct.dedup();
         let placeholders = (0..distinct.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT uuid FROM party_index WHERE (expires_at IS NULL OR expires_at > ?1) AND term IN ({placeholders})
-             GROUP BY uuid HAVING COUNT(DISTINCT term) = {}",
+            "SELECT p.uuid FROM party_index p JOIN party_terms t ON t.term = p.term
+              WHERE (t.expires_at IS NULL OR t.expires_at > ?1) AND p.term IN ({placeholders})
+              GROUP BY p.uuid HAVING COUNT(DISTINCT p.term) = {}",
             distinct.len()
         );
         let mut query = sqlx::query_scalar(&sql).bind(now_secs());
@@ -439,6 +427,65 @@ impl Broker for EmbeddedBroker {
             .await
             .op("list vcon documents")
     }
+}
+
+/// Upsert a vCon document (inside the caller's transaction or connection).
+async fn put_in(conn: &mut sqlx::SqliteConnection, uuid: &str, json: &str, ttl: Ttl, now: i64) -> Result<()> {
+    let query = match ttl {
+        // Keep a live TTL; an expired row counts as absent, so it gets none.
+        Ttl::Keep => sqlx::query(
+            "INSERT INTO vcons (uuid, doc, expires_at) VALUES (?1, ?2, NULL)
+             ON CONFLICT (uuid) DO UPDATE SET doc = excluded.doc,
+               expires_at = CASE WHEN vcons.expires_at > ?3 THEN vcons.expires_at ELSE NULL END",
+        )
+        .bind(uuid)
+        .bind(json)
+        .bind(now),
+        Ttl::Secs(ttl) => sqlx::query(
+            "INSERT INTO vcons (uuid, doc, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (uuid) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at",
+        )
+        .bind(uuid)
+        .bind(json)
+        .bind(if ttl == 0 { None } else { Some(now.saturating_add(secs(ttl))) }),
+    };
+    query.execute(&mut *conn).await.op("put vcon")?;
+    Ok(())
+}
+
+/// Add a vCon to the list index and its party terms (inside the caller's transaction).
+async fn index_in(conn: &mut sqlx::SqliteConnection, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()> {
+    let now = now_secs();
+    let expires_at = (terms_ttl_secs > 0).then(|| now.saturating_add(secs(terms_ttl_secs)));
+    sqlx::query("INSERT INTO vcon_index (uuid, score) VALUES (?1, ?2) ON CONFLICT (uuid) DO UPDATE SET score = excluded.score")
+        .bind(uuid)
+        .bind(score)
+        .execute(&mut *conn)
+        .await
+        .op("index vcon")?;
+    for term in terms {
+        // Like EXPIRE on a Redis set: a term that had expired starts empty, and the
+        // whole term's TTL is reset.
+        sqlx::query("DELETE FROM party_index WHERE term = ?1 AND EXISTS (SELECT 1 FROM party_terms WHERE term = ?1 AND expires_at <= ?2)")
+            .bind(term)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .op("drop expired party term")?;
+        sqlx::query("INSERT INTO party_index (term, uuid) VALUES (?1, ?2) ON CONFLICT (term, uuid) DO NOTHING")
+            .bind(term)
+            .bind(uuid)
+            .execute(&mut *conn)
+            .await
+            .op("index party")?;
+        sqlx::query("INSERT INTO party_terms (term, expires_at) VALUES (?1, ?2) ON CONFLICT (term) DO UPDATE SET expires_at = excluded.expires_at")
+            .bind(term)
+            .bind(expires_at)
+            .execute(&mut *conn)
+            .await
+            .op("expire party term")?;
+    }
+    Ok(())
 }
 
 /// Round-robin mover for the embedded backend.

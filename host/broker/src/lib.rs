@@ -98,6 +98,18 @@ pub trait Broker: Send + Sync + 'static {
     /// in epoch seconds) and to the party search sets `terms` (`tel:…`, `mailto:…`,
     /// `name:…`), whose TTL becomes `terms_ttl_secs` (0: none).
     async fn index_vcon(&self, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()>;
+    /// Store a vCon with its indexes in one round trip: the document (with `ttl`),
+    /// its list entry (`score`) and its party `terms` (with `terms_ttl_secs`).
+    /// Returns the document it replaced, if any, so stale terms can be dropped.
+    async fn store_vcon(
+        &self,
+        uuid: &str,
+        json: &str,
+        ttl: Ttl,
+        score: f64,
+        terms: &[String],
+        terms_ttl_secs: u64,
+    ) -> Result<Option<String>>;
     /// Remove `uuid` from the vCon list and from the party sets `terms`.
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()>;
     /// Listed uuids, newest first (score descending, ties by uuid descending), with

@@ -204,6 +204,34 @@ impl Broker for RedisBroker {
         pipe.query_async::<()>(&mut self.conn()).await.op("index vcon")
     }
 
+    async fn store_vcon(
+        &self,
+        uuid: &str,
+        json: &str,
+        ttl: Ttl,
+        score: f64,
+        terms: &[String],
+        terms_ttl_secs: u64,
+    ) -> Result<Option<String>> {
+        let mut pipe = redis::pipe();
+        let set = pipe.cmd("SET").arg(vcon_key(uuid)).arg(json);
+        match ttl {
+            Ttl::Keep => set.arg("KEEPTTL"),
+            Ttl::Secs(0) => set,
+            Ttl::Secs(secs) => set.arg("EX").arg(secs),
+        };
+        set.arg("GET");
+        pipe.zadd(&self.sorted_set, uuid, score).ignore().zrem(&self.sorted_set, vcon_key(uuid)).ignore();
+        for term in terms {
+            pipe.sadd(term, uuid).ignore();
+            if terms_ttl_secs > 0 {
+                pipe.expire(term, i64::try_from(terms_ttl_secs).unwrap_or(i64::MAX)).ignore();
+            }
+        }
+        let (previous,): (Option<String>,) = pipe.query_async(&mut self.conn()).await.op("store vcon")?;
+        Ok(previous)
+    }
+
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {
         let mut pipe = redis::pipe();
         pipe.zrem(&self.sorted_set, &[uuid.to_string(), vcon_key(uuid)]).ignore();

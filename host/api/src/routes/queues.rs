@@ -36,7 +36,7 @@ pub async fn external_ingress(
     let list = Query::parse(query.as_deref()).required("ingress_list")?;
     let vcon = ingest_vcon(&body).map_err(|e| invalid_vcon(e, &body))?;
     check_ingress_key(&state.control.live(), &list, presented(&headers, &state))?;
-    store_ingested(&state, &vcon).await?;
+    store_ingested(&state, &vcon, true).await?;
     state.broker.push(&list, &[vcon.uuid]).await.map_err(|e| ApiError::internal("Failed to store vCon", e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -84,6 +84,8 @@ pub async fn ingress(
     let mut found = Vec::with_capacity(uuids.len());
     for uuid in uuids {
         if load_vcon(&state, &uuid, "Failed to add to ingress list").await?.is_some() {
+            // Queued again: it must not expire while it waits.
+            state.broker.expire_vcon(&uuid, 0).await.map_err(|e| ApiError::internal("Failed to add to ingress list", e))?;
             found.push(uuid);
         } else {
             tracing::info!(vcon_uuid = %uuid, list = %list, "ingress skipped a uuid found nowhere");

@@ -60,8 +60,9 @@ pub async fn create_vcon(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let vcon = ingest_vcon(&body).map_err(|e| invalid_vcon(e, &body))?;
-    store_ingested(&state, &vcon).await?;
-    for list in Query::parse(query.as_deref()).all("ingress_lists").into_iter().filter(|l| !l.is_empty()) {
+    let lists: Vec<String> = Query::parse(query.as_deref()).all("ingress_lists").into_iter().filter(|l| !l.is_empty()).collect();
+    store_ingested(&state, &vcon, !lists.is_empty()).await?;
+    for list in lists {
         state
             .broker
             .push(&list, std::slice::from_ref(&vcon.uuid))

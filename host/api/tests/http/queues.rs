@@ -125,3 +125,48 @@ on_both_backends!(
     re_ingress_pushes_found_uuids_in_order,
     external_ingress_uses_per_list_keys,
 );
+
+/// `vcon:{uuid}` gets `VCON_REDIS_EXPIRY` (3600 s here) on a POST that does not
+/// enqueue it, and a re-post resets it; an enqueued one has no TTL while it waits.
+#[tokio::test]
+async fn api_writes_set_the_vcon_ttl_in_redis() {
+    let api = TestApi::with(Backend::Redis, partners()).await;
+    let client = redis::Client::open(crate::support::redis_url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl = |uuid: String| {
+        let mut conn = conn.clone();
+        async move { redis::cmd("TTL").arg(format!("vcon:{uuid}")).query_async::<i64>(&mut conn).await.unwrap() }
+    };
+    let (uuid, body) = vcon();
+    let posted = api
+        .request(axum::http::Method::POST, "/api/vcon", &[("x-conserver-api-token", "main-token")], Some(body.to_string().into_bytes()))
+        .await;
+    assert_eq!(posted.code(), 201);
+    let first = ttl(uuid.clone()).await;
+    assert!((3590..=3600).contains(&first), "ttl {first}");
+    let _: () = redis::cmd("EXPIRE").arg(format!("vcon:{uuid}")).arg(100).query_async(&mut conn.clone()).await.unwrap();
+    api.request(axum::http::Method::POST, "/api/vcon", &[("x-conserver-api-token", "main-token")], Some(body.to_string().into_bytes()))
+        .await;
+    assert!(ttl(uuid).await > 3000, "a re-post resets the TTL");
+    let (external, body) = vcon();
+    let reply = api
+        .request(
+            axum::http::Method::POST,
+            "/api/vcon/external-ingress?ingress_list=partner_a",
+            &[("x-conserver-api-token", "partner-a-key")],
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(reply.code(), 204);
+    // An enqueued vCon must not expire while it waits: no TTL until a worker is done.
+    assert_eq!(ttl(external).await, -1);
+    let (queued, body) = vcon();
+    api.request(
+        axum::http::Method::POST,
+        "/api/vcon?ingress_lists=somewhere",
+        &[("x-conserver-api-token", "main-token")],
+        Some(body.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(ttl(queued).await, -1);
+}
