@@ -58,9 +58,14 @@ CREATE TABLE IF NOT EXISTS dlq_reasons (
 const POLL: Duration = Duration::from_millis(250);
 
 /// SQLite-backed broker, the default without `REDIS_URL`.
+///
+/// Writes go through one connection (SQLite has one writer at a time; queueing in
+/// the pool is far cheaper than SQLite's busy-wait sleeps), reads through a small
+/// pool of read-only connections (WAL lets them run beside the writer).
 #[derive(Clone)]
 pub struct EmbeddedBroker {
-    pool: SqlitePool,
+    writer: SqlitePool,
+    reader: SqlitePool,
     pushed: Arc<Notify>,
 }
 
@@ -84,9 +89,11 @@ impl EmbeddedBroker {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.op("open")?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.op("create schema")?;
-        Ok(Self { pool, pushed: Arc::new(Notify::new()) })
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.op("open")?;
+        sqlx::raw_sql(SCHEMA).execute(&writer).await.op("create schema")?;
+        let reader =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await.op("open for reading")?;
+        Ok(Self { writer, reader, pushed: Arc::new(Notify::new()) })
     }
 
     /// Move the head of `list` to the tail of `processing`, in one statement.
@@ -99,7 +106,7 @@ impl EmbeddedBroker {
         )
         .bind(processing)
         .bind(list)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .op("move to processing")?;
         Ok(row.map(|r| r.get::<String, _>(0)))
@@ -109,7 +116,7 @@ impl EmbeddedBroker {
         sqlx::query("DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)")
             .bind(list)
             .bind(item)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .op("remove from list")?;
         Ok(())
@@ -119,7 +126,7 @@ impl EmbeddedBroker {
         let sql = format!(
             "DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 ORDER BY pos {order} LIMIT 1) RETURNING item"
         );
-        let row = sqlx::query(&sql).bind(list).fetch_optional(&self.pool).await.op("pop")?;
+        let row = sqlx::query(&sql).bind(list).fetch_optional(&self.writer).await.op("pop")?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 }
@@ -134,7 +141,7 @@ impl Broker for EmbeddedBroker {
         if uuids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.op("begin push")?;
+        let mut tx = self.writer.begin().await.op("begin push")?;
         for uuid in uuids {
             sqlx::query(
                 "INSERT INTO list_items (list, pos, item)
@@ -158,7 +165,7 @@ impl Broker for EmbeddedBroker {
         )
         .bind(list)
         .bind(uuid)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .op("push front")?;
         self.pushed.notify_waiters();
@@ -184,7 +191,7 @@ impl Broker for EmbeddedBroker {
         )
         .bind(list)
         .bind(i64::try_from(count).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .op("pop")?;
         let mut popped: Vec<(i64, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
@@ -195,7 +202,7 @@ impl Broker for EmbeddedBroker {
     async fn len(&self, list: &str) -> Result<u64> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM list_items WHERE list = ?1")
             .bind(list)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await
             .op("length")?;
         Ok(u64::try_from(count).unwrap_or(0))
@@ -204,7 +211,7 @@ impl Broker for EmbeddedBroker {
     async fn range(&self, list: &str) -> Result<Vec<String>> {
         sqlx::query_scalar("SELECT item FROM list_items WHERE list = ?1 ORDER BY pos")
             .bind(list)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .op("range")
     }
@@ -219,7 +226,7 @@ impl Broker for EmbeddedBroker {
 
     async fn requeue(&self, worker: &str, item: &Popped) -> Result<()> {
         let processing = processing_list(&item.list, worker);
-        let mut tx = self.pool.begin().await.op("begin requeue")?;
+        let mut tx = self.writer.begin().await.op("begin requeue")?;
         sqlx::query("DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)")
             .bind(&processing)
             .bind(&item.uuid)
@@ -244,13 +251,13 @@ impl Broker for EmbeddedBroker {
         sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
             .bind(uuid)
             .bind(now_secs())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .op("get vcon")
     }
 
     async fn put_vcon(&self, uuid: &str, json: &str, ttl: Ttl) -> Result<()> {
-        let mut conn = self.pool.acquire().await.op("acquire")?;
+        let mut conn = self.writer.acquire().await.op("acquire")?;
         put_in(&mut conn, uuid, json, ttl, now_secs()).await
     }
 
@@ -258,7 +265,7 @@ impl Broker for EmbeddedBroker {
         let result = sqlx::query("DELETE FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
             .bind(uuid)
             .bind(now_secs())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .op("delete vcon")?;
         Ok(result.rows_affected() > 0)
@@ -269,7 +276,7 @@ impl Broker for EmbeddedBroker {
         sqlx::query("UPDATE vcons SET expires_at = ?2 WHERE uuid = ?1")
             .bind(uuid)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .op("expire vcon")?;
         Ok(())
@@ -277,7 +284,7 @@ impl Broker for EmbeddedBroker {
 
     async fn dead_letter(&self, ingress: &str, mut reason: DlqReason, expiry_secs: u64) -> Result<()> {
         let list = dlq_list(ingress);
-        let mut tx = self.pool.begin().await.op("begin dead-letter")?;
+        let mut tx = self.writer.begin().await.op("begin dead-letter")?;
         // Write first, so the transaction holds the write lock before it reads.
         sqlx::query(
             "INSERT INTO list_items (list, pos, item)
@@ -323,7 +330,7 @@ impl Broker for EmbeddedBroker {
               WHERE l.list = ?1 ORDER BY l.pos",
         )
         .bind(&list)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .op("read dlq reasons")?;
         Ok(texts.iter().filter_map(|t| serde_json::from_str(t).ok()).collect())
@@ -341,7 +348,7 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn index_vcon(&self, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()> {
-        let mut tx = self.pool.begin().await.op("begin index")?;
+        let mut tx = self.writer.begin().await.op("begin index")?;
         index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
         tx.commit().await.op("commit index")
     }
@@ -356,7 +363,7 @@ impl Broker for EmbeddedBroker {
         terms_ttl_secs: u64,
     ) -> Result<Option<String>> {
         let now = now_secs();
-        let mut tx = self.pool.begin().await.op("begin store")?;
+        let mut tx = self.writer.begin().await.op("begin store")?;
         // The first statement writes, so the transaction holds the write lock.
         index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
         let previous: Option<String> =
@@ -372,7 +379,7 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {
-        let mut tx = self.pool.begin().await.op("begin unindex")?;
+        let mut tx = self.writer.begin().await.op("begin unindex")?;
         sqlx::query("DELETE FROM vcon_index WHERE uuid = ?1").bind(uuid).execute(&mut *tx).await.op("unindex vcon")?;
         for term in terms {
             sqlx::query("DELETE FROM party_index WHERE term = ?1 AND uuid = ?2")
@@ -394,7 +401,7 @@ impl Broker for EmbeddedBroker {
         .bind(max.unwrap_or(f64::INFINITY))
         .bind(clamp(count))
         .bind(clamp(offset))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .op("list vcons")
     }
@@ -417,13 +424,13 @@ impl Broker for EmbeddedBroker {
         for term in &distinct {
             query = query.bind(term);
         }
-        query.fetch_all(&self.pool).await.op("search")
+        query.fetch_all(&self.reader).await.op("search")
     }
 
     async fn vcon_uuids(&self) -> Result<Vec<String>> {
         sqlx::query_scalar("SELECT uuid FROM vcons WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY uuid")
             .bind(now_secs())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .op("list vcon documents")
     }
