@@ -9,5 +9,6 @@
 mod bad_input;
 mod end_to_end;
 mod example_config;
+mod faults;
 mod sandbox;
 mod support;

@@ -26,7 +26,14 @@ pub async fn store_ingested(state: &ApiState, vcon: &IngestedVcon, queued: bool)
     let ttl = if queued { Ttl::Secs(0) } else { Ttl::Secs(state.settings.vcon_expiry_secs) };
     let previous = state
         .broker
-        .store_vcon(&vcon.uuid, &vcon.json, ttl, vcon.created_at.floor(), &vcon.index_terms, state.settings.index_expiry_secs)
+        .store_vcon(
+            &vcon.uuid,
+            &vcon.json,
+            ttl,
+            vcon.created_at.floor(),
+            &vcon.index_terms,
+            state.settings.index_expiry_secs,
+        )
         .await
         .map_err(failed)?;
     if let Some(previous) = previous {

@@ -103,8 +103,10 @@ async fn serve(settings: Settings) -> Result<()> {
             options: ProcessOptions {
                 dlq_expiry_secs: settings.dlq_expiry_secs,
                 parallel_storage: settings.parallel_storage,
+                vcon_expiry_secs: settings.vcon_expiry_secs,
             },
             grace: Duration::from_secs(settings.shutdown_grace_secs),
+            heartbeat_ttl: Duration::from_secs(settings.worker_ttl_secs),
         },
         shutdown.clone(),
     );

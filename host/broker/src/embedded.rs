@@ -91,8 +91,11 @@ impl EmbeddedBroker {
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.op("open")?;
         sqlx::raw_sql(SCHEMA).execute(&writer).await.op("create schema")?;
-        let reader =
-            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await.op("open for reading")?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .op("open for reading")?;
         Ok(Self { writer, reader, pushed: Arc::new(Notify::new()) })
     }
 
@@ -245,6 +248,55 @@ impl Broker for EmbeddedBroker {
         tx.commit().await.op("commit requeue")?;
         self.pushed.notify_waiters();
         Ok(())
+    }
+
+    async fn heartbeat(&self, _worker: &str, _lists: &[String], _ttl_secs: u64) -> Result<()> {
+        // One process owns the embedded store: its workers are the only live ones,
+        // so `reclaim_dead` needs no registry.
+        Ok(())
+    }
+
+    async fn reclaim_dead(&self, live: &[String]) -> Result<u64> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT list FROM list_items WHERE list LIKE '{%}:processing:%'")
+                .fetch_all(&self.writer)
+                .await
+                .op("find processing lists")?;
+        let mut returned = 0;
+        for name in names {
+            let Some((ingress, worker)) = crate::keys::parse_processing_list(&name) else { continue };
+            if live.iter().any(|w| w == worker) {
+                continue;
+            }
+            let mut tx = self.writer.begin().await.op("begin reclaim")?;
+            // Shift the held items (oldest first) in front of the list's head.
+            let moved = sqlx::query(
+                "UPDATE list_items
+                    SET list = ?2,
+                        pos = (SELECT COALESCE(MIN(pos), 0) FROM list_items WHERE list = ?2)
+                              - (SELECT COUNT(*) FROM list_items WHERE list = ?1)
+                              + (SELECT COUNT(*) FROM list_items AS older WHERE older.list = ?1 AND older.pos < list_items.pos)
+                  WHERE list = ?1",
+            )
+            .bind(&name)
+            .bind(ingress)
+            .execute(&mut *tx)
+            .await
+            .op("reclaim")?
+            .rows_affected();
+            tx.commit().await.op("commit reclaim")?;
+            if moved > 0 {
+                tracing::warn!(
+                    worker,
+                    list = ingress,
+                    count = moved,
+                    "returned vCons held by a stopped worker to their list"
+                );
+                self.pushed.notify_waiters();
+            }
+            returned += moved;
+        }
+        Ok(returned)
     }
 
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>> {
@@ -461,15 +513,23 @@ async fn put_in(conn: &mut sqlx::SqliteConnection, uuid: &str, json: &str, ttl: 
 }
 
 /// Add a vCon to the list index and its party terms (inside the caller's transaction).
-async fn index_in(conn: &mut sqlx::SqliteConnection, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()> {
+async fn index_in(
+    conn: &mut sqlx::SqliteConnection,
+    uuid: &str,
+    score: f64,
+    terms: &[String],
+    terms_ttl_secs: u64,
+) -> Result<()> {
     let now = now_secs();
     let expires_at = (terms_ttl_secs > 0).then(|| now.saturating_add(secs(terms_ttl_secs)));
-    sqlx::query("INSERT INTO vcon_index (uuid, score) VALUES (?1, ?2) ON CONFLICT (uuid) DO UPDATE SET score = excluded.score")
-        .bind(uuid)
-        .bind(score)
-        .execute(&mut *conn)
-        .await
-        .op("index vcon")?;
+    sqlx::query(
+        "INSERT INTO vcon_index (uuid, score) VALUES (?1, ?2) ON CONFLICT (uuid) DO UPDATE SET score = excluded.score",
+    )
+    .bind(uuid)
+    .bind(score)
+    .execute(&mut *conn)
+    .await
+    .op("index vcon")?;
     for term in terms {
         // Like EXPIRE on a Redis set: a term that had expired starts empty, and the
         // whole term's TTL is reset.

@@ -21,3 +21,31 @@ pub fn dlq_reasons_key(ingress: &str) -> String {
 pub fn processing_list(ingress: &str, worker: &str) -> String {
     format!("{{{ingress}}}:processing:{worker}")
 }
+
+/// The registry of workers: a hash of worker id → JSON list of the ingress lists it reads.
+pub const WORKERS_KEY: &str = "conserver:workers";
+
+/// A worker's heartbeat: present while the worker is alive (it expires otherwise).
+pub fn heartbeat_key(worker: &str) -> String {
+    format!("conserver:worker:{worker}")
+}
+
+/// The ingress list and worker of a processing list name, if it is one.
+pub fn parse_processing_list(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix('{')?;
+    let (ingress, worker) = rest.split_once("}:processing:")?;
+    Some((ingress, worker))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processing_lists_round_trip() {
+        let name = processing_list("incoming calls", "host-1-2");
+        assert_eq!(name, "{incoming calls}:processing:host-1-2");
+        assert_eq!(parse_processing_list(&name), Some(("incoming calls", "host-1-2")));
+        assert_eq!(parse_processing_list("incoming"), None);
+    }
+}

@@ -22,7 +22,7 @@ use conserver_core::DlqReason;
 
 pub use embedded::EmbeddedBroker;
 pub use error::BrokerError;
-pub use keys::{dlq_list, dlq_reasons_key, processing_list, vcon_key};
+pub use keys::{WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key, processing_list, vcon_key};
 pub use redis_backend::RedisBroker;
 
 /// Result of broker operations.
@@ -74,6 +74,13 @@ pub trait Broker: Send + Sync + 'static {
     async fn ack(&self, worker: &str, item: &Popped) -> Result<()>;
     /// Return an unfinished item to the head of its ingress list, atomically.
     async fn requeue(&self, worker: &str, item: &Popped) -> Result<()>;
+    /// Record that `worker` is alive and consumes `lists`; without a renewal the
+    /// record lapses after `ttl_secs` and the worker counts as dead.
+    async fn heartbeat(&self, worker: &str, lists: &[String], ttl_secs: u64) -> Result<()>;
+    /// Return the items held in the processing lists of dead workers to the head of
+    /// their ingress lists, oldest first; `live` are this process's workers, never
+    /// reclaimed. Returns how many items were returned.
+    async fn reclaim_dead(&self, live: &[String]) -> Result<u64>;
 
     /// The vCon document `vcon:{uuid}`, if present.
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>>;

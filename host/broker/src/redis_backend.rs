@@ -11,7 +11,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client};
 
 use crate::error::RedisContext;
-use crate::{Broker, BrokerError, Popped, Popper, Result, Ttl, dlq_list, dlq_reasons_key, processing_list, vcon_key};
+use crate::{
+    Broker, BrokerError, Popped, Popper, Result, Ttl, WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key,
+    processing_list, vcon_key,
+};
 
 /// Longest a popper blocks in one `BLMOVE` before re-checking shutdown.
 const MAX_BLOCK: Duration = Duration::from_secs(1);
@@ -112,6 +115,57 @@ impl Broker for RedisBroker {
             .query_async::<()>(&mut self.conn())
             .await
             .op("requeue")
+    }
+
+    async fn heartbeat(&self, worker: &str, lists: &[String], ttl_secs: u64) -> Result<()> {
+        let lists_json = serde_json::to_string(lists).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+        redis::pipe()
+            .set_ex(heartbeat_key(worker), &lists_json, ttl_secs.max(1))
+            .ignore()
+            .hset(WORKERS_KEY, worker, &lists_json)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .op("heartbeat")
+    }
+
+    async fn reclaim_dead(&self, live: &[String]) -> Result<u64> {
+        let mut conn = self.conn();
+        let workers: std::collections::HashMap<String, String> =
+            conn.hgetall(WORKERS_KEY).await.op("HGETALL workers")?;
+        let mut returned = 0;
+        for (worker, lists_json) in workers {
+            if live.contains(&worker) {
+                continue;
+            }
+            let alive: bool = conn.exists(heartbeat_key(&worker)).await.op("EXISTS heartbeat")?;
+            if alive {
+                continue;
+            }
+            let lists: Vec<String> = serde_json::from_str(&lists_json).unwrap_or_default();
+            for list in &lists {
+                // Newest first onto the head, so the oldest ends up at the very head.
+                loop {
+                    let moved: Option<String> = redis::cmd("LMOVE")
+                        .arg(processing_list(list, &worker))
+                        .arg(list)
+                        .arg("RIGHT")
+                        .arg("LEFT")
+                        .query_async(&mut conn)
+                        .await
+                        .op("LMOVE reclaim")?;
+                    match moved {
+                        Some(uuid) => {
+                            tracing::warn!(%worker, %list, vcon_uuid = %uuid, "returned a dead worker's vCon to its list");
+                            returned += 1;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            conn.hdel::<_, _, ()>(WORKERS_KEY, &worker).await.op("HDEL worker")?;
+        }
+        Ok(returned)
     }
 
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>> {

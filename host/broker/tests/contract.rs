@@ -196,6 +196,28 @@ async fn stored_documents_are_enumerable(broker: Arc<dyn Broker>) {
     assert!(!broker.vcon_uuids().await.unwrap().contains(&uuid));
 }
 
+async fn a_dead_workers_items_return_to_the_head_in_order(broker: Arc<dyn Broker>) {
+    let (list, dead, live) = (unique("in"), unique("dead"), unique("live"));
+    broker.push(&list, &["a".into(), "b".into(), "c".into(), "d".into()]).await.unwrap();
+    let mut dead_popper = broker.popper(&dead).await.unwrap();
+    let lists = [list.clone()];
+    broker.heartbeat(&dead, &lists, 1).await.unwrap();
+    for _ in 0..2 {
+        dead_popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    }
+    let mut live_popper = broker.popper(&live).await.unwrap();
+    broker.heartbeat(&live, &lists, 30).await.unwrap();
+    let held = live_popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    assert_eq!(held.uuid, "c");
+    // The dead worker's heartbeat lapses; only its items come back, oldest first.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let returned = broker.reclaim_dead(std::slice::from_ref(&live)).await.unwrap();
+    assert_eq!(returned, 2);
+    assert_eq!(broker.range(&list).await.unwrap(), ["a", "b", "d"]);
+    assert_eq!(broker.range(&processing_list(&list, &live)).await.unwrap(), ["c"]);
+    assert_eq!(broker.reclaim_dead(std::slice::from_ref(&live)).await.unwrap(), 0);
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod embedded_backend {
@@ -230,4 +252,5 @@ both_backends!(
     vcons_are_listed_newest_first_and_searched_with_and,
     items_move_between_lists_in_order,
     stored_documents_are_enumerable,
+    a_dead_workers_items_return_to_the_head_in_order,
 );

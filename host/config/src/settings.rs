@@ -59,6 +59,9 @@ pub struct Settings {
     /// `CONSERVER_SHUTDOWN_GRACE_SECS` (default 30): how long in-flight vCons may
     /// run after SIGTERM before they are returned to their lists.
     pub shutdown_grace_secs: u64,
+    /// `CONSERVER_WORKER_TTL_SECS` (default 15): a worker silent this long is dead
+    /// and the vCons it held are returned to their lists.
+    pub worker_ttl_secs: u64,
     /// `VCON_SERVER_VERSION` (default `dev`).
     pub version: String,
     /// `VCON_SERVER_GIT_COMMIT` (default `unknown`).
@@ -125,6 +128,7 @@ impl Settings {
             links_dir,
             max_body_bytes: number(&get, "CONSERVER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             shutdown_grace_secs: number(&get, "CONSERVER_SHUTDOWN_GRACE_SECS", 30)?,
+            worker_ttl_secs: number(&get, "CONSERVER_WORKER_TTL_SECS", 15)?.max(1),
             version: get("VCON_SERVER_VERSION").unwrap_or_else(|| "dev".into()),
             git_commit: get("VCON_SERVER_GIT_COMMIT").unwrap_or_else(|| "unknown".into()),
             build_time: get("VCON_SERVER_BUILD_TIME").unwrap_or_else(|| "unknown".into()),

@@ -1,7 +1,7 @@
 //! From config to executable chains: resolve and load each link's component, build
 //! each storage, and index chains by the ingress lists they read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,6 +30,9 @@ pub struct ChainPlan {
     pub storages: Vec<Arc<dyn Storage>>,
     /// Lists the uuid goes to after success.
     pub egress_lists: Vec<String>,
+    /// Every list some enabled chain reads: a vCon sent to one of them is still
+    /// queued, so it keeps no TTL.
+    pub consumed_lists: Arc<HashSet<String>>,
 }
 
 /// The executable form of one config version. In-flight vCons keep the snapshot
@@ -65,6 +68,8 @@ impl Snapshot {
         let mut loaded: HashMap<&str, LinkStep> = HashMap::new();
         let mut storages: HashMap<&str, Arc<dyn Storage>> = HashMap::new();
         let mut snapshot = Snapshot::default();
+        let consumed_lists: Arc<HashSet<String>> =
+            Arc::new(config.enabled_chains().flat_map(|(_, chain)| chain.ingress_lists.iter().cloned()).collect());
         for (chain_name, chain) in config.enabled_chains() {
             let mut links = Vec::with_capacity(chain.links.len());
             for link_name in &chain.links {
@@ -106,6 +111,7 @@ impl Snapshot {
                 links,
                 storages: chain_storages,
                 egress_lists: chain.egress_lists.clone(),
+                consumed_lists: consumed_lists.clone(),
             });
             for list in &chain.ingress_lists {
                 snapshot.ingress_lists.push(list.clone());

@@ -14,6 +14,10 @@ pub struct ProcessOptions {
     pub dlq_expiry_secs: u64,
     /// `CONSERVER_PARALLEL_STORAGE`: write to a chain's storages concurrently.
     pub parallel_storage: bool,
+    /// `VCON_REDIS_EXPIRY`: the TTL a vCon gets once no chain is going to read it
+    /// any more (0: none). Until then it has none, so it cannot expire while it
+    /// waits or runs.
+    pub vcon_expiry_secs: u64,
 }
 
 /// Why a vCon was dead-lettered.
@@ -132,6 +136,7 @@ async fn run_chain(
     }
     if let Some(link) = halted_by {
         route(broker, uuid, &routes).await?;
+        settle_ttl(broker, chain, uuid, &routes, expiry, options).await?;
         tracing::info!(chain = %chain.name, %link, vcon_uuid = uuid, "link halted the chain");
         return Ok(Ok(Outcome::Halted { link }));
     }
@@ -142,7 +147,28 @@ async fn run_chain(
         broker.push(list, std::slice::from_ref(&item.uuid)).await?;
     }
     route(broker, uuid, &routes).await?;
+    let mut sent_to = routes;
+    sent_to.extend(chain.egress_lists.iter().cloned());
+    settle_ttl(broker, chain, uuid, &sent_to, expiry, options).await?;
     Ok(Ok(Outcome::Completed))
+}
+
+/// Once a chain is done with a vCon: a TTL a link asked for was applied already;
+/// otherwise it gets `VCON_REDIS_EXPIRY`, unless it was sent to a list another chain
+/// reads (then it is still queued and keeps none).
+async fn settle_ttl(
+    broker: &dyn Broker,
+    chain: &ChainPlan,
+    uuid: &str,
+    sent_to: &[String],
+    requested: Option<u64>,
+    options: ProcessOptions,
+) -> Result<(), BrokerError> {
+    let still_queued = sent_to.iter().any(|list| chain.consumed_lists.contains(list));
+    if requested.is_none() && !still_queued && options.vcon_expiry_secs > 0 {
+        broker.expire_vcon(uuid, options.vcon_expiry_secs).await?;
+    }
+    Ok(())
 }
 
 async fn route(broker: &dyn Broker, uuid: &str, lists: &[String]) -> Result<(), BrokerError> {

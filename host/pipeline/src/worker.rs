@@ -17,6 +17,9 @@ use crate::{ChainPlan, Snapshot};
 
 /// How long one pop waits before re-checking for shutdown and config changes.
 const POP_WAIT: Duration = Duration::from_secs(1);
+/// How long ack/requeue keep retrying through broker trouble before giving up
+/// (the item then stays in the processing list and is reclaimed later).
+const SETTLE_RETRY_FOR: Duration = Duration::from_secs(120);
 
 /// A unique id for a worker of this process: `{hostname}-{pid}-{n}-{random}`.
 pub fn worker_id(n: usize) -> String {
@@ -36,6 +39,9 @@ pub struct WorkerSettings {
     pub options: ProcessOptions,
     /// How long in-flight vCons may run after shutdown starts.
     pub grace: Duration,
+    /// A worker whose heartbeat is older than this is dead, and the vCons it held
+    /// go back to their lists (`CONSERVER_WORKER_TTL_SECS`, default 15).
+    pub heartbeat_ttl: Duration,
 }
 
 /// The running workers of this process.
@@ -53,9 +59,10 @@ impl Workers {
         shutdown: CancellationToken,
     ) -> Self {
         let mut set = JoinSet::new();
-        for n in 1..=count {
+        let ids: Vec<String> = (1..=count).map(worker_id).collect();
+        for id in &ids {
             let worker = Worker {
-                id: worker_id(n),
+                id: id.clone(),
                 broker: broker.clone(),
                 snapshots: snapshots.clone(),
                 settings: settings.clone(),
@@ -63,6 +70,7 @@ impl Workers {
             };
             set.spawn(worker.run());
         }
+        set.spawn(reap(broker, ids, settings.heartbeat_ttl, shutdown));
         Self { set }
     }
 
@@ -81,9 +89,43 @@ struct Worker {
     shutdown: CancellationToken,
 }
 
+/// Return the vCons held by dead workers (of any process) to their lists: at start
+/// (a previous run's crash) and then every half heartbeat period.
+async fn reap(broker: Arc<dyn Broker>, live: Vec<String>, ttl: Duration, shutdown: CancellationToken) {
+    loop {
+        match broker.reclaim_dead(&live).await {
+            Ok(0) => {}
+            Ok(count) => tracing::warn!(count, "returned vCons held by dead workers to their lists"),
+            Err(error) => tracing::warn!(%error, "cannot check for dead workers; will retry"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(ttl / 2) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 impl Worker {
+    /// Renew this worker's heartbeat until `stopped`.
+    async fn heartbeat(self, stopped: CancellationToken) {
+        let ttl = self.settings.heartbeat_ttl;
+        loop {
+            let lists = self.snapshots.borrow().ingress_lists().to_vec();
+            if let Err(error) = self.broker.heartbeat(&self.id, &lists, ttl.as_secs().max(1)).await {
+                tracing::warn!(worker = %self.id, %error, "heartbeat failed; will retry");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ttl / 3) => {}
+                () = stopped.cancelled() => return,
+            }
+        }
+    }
+
     async fn run(self) {
         tracing::info!(worker = %self.id, concurrency = self.settings.concurrency, "worker started");
+        let stopped = CancellationToken::new();
+        let _stop_heartbeat = stopped.clone().drop_guard();
+        tokio::spawn(self.clone().heartbeat(stopped));
         let Some(mut popper) = self.connect_popper().await else {
             return;
         };
@@ -105,6 +147,9 @@ impl Worker {
                         self.requeue(&item).await;
                         break;
                     }
+                    // The config may have changed while the pop waited: the vCon
+                    // runs on the snapshot current now, and keeps it to the end.
+                    let snapshot = self.snapshots.borrow().clone();
                     let Some(chain) = snapshot.chain_for(&item.list) else {
                         tracing::warn!(list = %item.list, "no chain reads this list any more; returning the item");
                         self.requeue(&item).await;
@@ -168,16 +213,39 @@ impl Worker {
                     if let Outcome::Completed = outcome {
                         tracing::debug!(parent: &span, "vCon processed");
                     }
-                    if let Err(error) = self.broker.ack(&self.id, &item).await {
-                        tracing::error!(parent: &span, %error, "cannot ack; the vCon will be delivered again");
-                    }
+                    self.settle(&item, Settle::Ack, &hard_stop).await;
                 }
                 Err(error) => {
                     tracing::error!(parent: &span, %error, "broker failed mid-chain; returning the vCon to its list");
-                    self.requeue(&item).await;
+                    self.settle(&item, Settle::Requeue, &hard_stop).await;
                 }
             },
             () = hard_stop.cancelled() => self.requeue(&item).await,
+        }
+    }
+
+    /// Ack or requeue, retrying through broker trouble (a Redis restart, say) so an
+    /// item is not left behind in the processing list of a live worker.
+    async fn settle(&self, item: &Popped, how: Settle, hard_stop: &CancellationToken) {
+        let started = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = match how {
+                Settle::Ack => self.broker.ack(&self.id, item).await,
+                Settle::Requeue => self.broker.requeue(&self.id, item).await,
+            };
+            let Err(error) = result else { return };
+            if started.elapsed() > SETTLE_RETRY_FOR || hard_stop.is_cancelled() {
+                tracing::error!(vcon_uuid = %item.uuid, list = %item.list, %error, action = ?how,
+                    "giving up; the vCon stays in the processing list and is returned when this worker stops");
+                return;
+            }
+            tracing::warn!(vcon_uuid = %item.uuid, %error, action = ?how, "broker unavailable; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = hard_stop.cancelled() => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -186,4 +254,10 @@ impl Worker {
             tracing::error!(vcon_uuid = %item.uuid, list = %item.list, %error, "cannot return the vCon to its list; it stays in the processing list");
         }
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Settle {
+    Ack,
+    Requeue,
 }

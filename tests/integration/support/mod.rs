@@ -59,13 +59,15 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
-/// A running `conserver serve`, killed on drop.
+/// A running `conserver serve`, killed on drop. It can be killed, stopped and
+/// started again on the same data directory, config and port.
 pub struct Server {
     child: Child,
     pub base: String,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
     log: PathBuf,
+    command: Vec<(String, String)>,
 }
 
 impl Server {
@@ -75,30 +77,53 @@ impl Server {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap_or_else(|e| panic!("write config: {e}"));
         let port = free_port();
-        let log = dir.path().join("server.log");
-        let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
-        let mut command = Command::new(binary());
-        command
-            .arg("serve")
-            .env("CONSERVER_CONFIG_FILE", &config_path)
-            .env("CONSERVER_BIND", format!("127.0.0.1:{port}"))
-            .env("CONSERVER_DATA_DIR", dir.path().join("data"))
-            .env("LOG_LEVEL", "info")
-            .env_remove("REDIS_URL")
-            .env_remove("CONSERVER_API_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(log_file);
+        let mut vars: Vec<(String, String)> = vec![
+            ("CONSERVER_CONFIG_FILE".into(), config_path.display().to_string()),
+            ("CONSERVER_BIND".into(), format!("127.0.0.1:{port}")),
+            ("CONSERVER_DATA_DIR".into(), dir.path().join("data").display().to_string()),
+            ("LOG_LEVEL".into(), "info".into()),
+        ];
         if backend == Backend::Redis {
-            command.env("REDIS_URL", redis_url());
+            vars.push(("REDIS_URL".into(), redis_url()));
         }
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
-        let mut server =
-            Server { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new(), _dir: dir, log };
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let log = dir.path().join("server.log");
+        let child = spawn(&vars, &log);
+        let mut server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            _dir: dir,
+            log,
+            command: vars,
+        };
         server.wait_healthy().await;
         server
+    }
+
+    /// Kill the process (SIGKILL) without letting it clean up.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Send SIGTERM and wait up to `timeout` for the exit status.
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// Start the process again (after a kill or stop), with the same settings.
+    pub async fn restart(&mut self) {
+        self.child = spawn(&self.command, &self.log);
+        self.wait_healthy().await;
     }
 
     async fn wait_healthy(&mut self) {
@@ -159,6 +184,35 @@ impl Server {
         panic!("{uuid} never reached egress list {list}:\n{}", self.log_text());
     }
 
+    /// Pop `list` until every uuid of `expected` has been seen (or `timeout`);
+    /// returns how often each uuid was seen (duplicates are possible after a crash).
+    pub async fn drain_egress(
+        &self,
+        list: &str,
+        expected: &std::collections::HashSet<String>,
+        seen: &mut std::collections::HashMap<String, u32>,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(response) =
+                self.client.get(self.url(&format!("/api/vcon/egress?egress_list={list}&limit=1000"))).send().await
+                && let Ok(Value::Array(items)) = response.json::<Value>().await
+            {
+                for item in items {
+                    if let Value::String(uuid) = item {
+                        *seen.entry(uuid).or_default() += 1;
+                    }
+                }
+            }
+            if expected.iter().all(|u| seen.contains_key(u)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// Wait until `DLQ:{ingress}` holds `uuid`, and return its recorded reason.
     pub async fn wait_for_dlq(&self, ingress: &str, uuid: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
@@ -171,6 +225,22 @@ impl Server {
         }
         panic!("{uuid} never reached DLQ:{ingress}:\n{}", self.log_text());
     }
+}
+
+fn spawn(vars: &[(String, String)], log: &Path) -> Child {
+    let log_file =
+        std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap_or_else(|e| panic!("log file: {e}"));
+    let mut command = Command::new(binary());
+    command
+        .arg("serve")
+        .env_remove("REDIS_URL")
+        .env_remove("CONSERVER_API_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()))
 }
 
 impl Drop for Server {

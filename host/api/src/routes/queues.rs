@@ -85,7 +85,11 @@ pub async fn ingress(
     for uuid in uuids {
         if load_vcon(&state, &uuid, "Failed to add to ingress list").await?.is_some() {
             // Queued again: it must not expire while it waits.
-            state.broker.expire_vcon(&uuid, 0).await.map_err(|e| ApiError::internal("Failed to add to ingress list", e))?;
+            state
+                .broker
+                .expire_vcon(&uuid, 0)
+                .await
+                .map_err(|e| ApiError::internal("Failed to add to ingress list", e))?;
             found.push(uuid);
         } else {
             tracing::info!(vcon_uuid = %uuid, list = %list, "ingress skipped a uuid found nowhere");

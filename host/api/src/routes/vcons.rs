@@ -60,7 +60,8 @@ pub async fn create_vcon(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let vcon = ingest_vcon(&body).map_err(|e| invalid_vcon(e, &body))?;
-    let lists: Vec<String> = Query::parse(query.as_deref()).all("ingress_lists").into_iter().filter(|l| !l.is_empty()).collect();
+    let lists: Vec<String> =
+        Query::parse(query.as_deref()).all("ingress_lists").into_iter().filter(|l| !l.is_empty()).collect();
     store_ingested(&state, &vcon, !lists.is_empty()).await?;
     for list in lists {
         state

@@ -139,14 +139,24 @@ async fn api_writes_set_the_vcon_ttl_in_redis() {
     };
     let (uuid, body) = vcon();
     let posted = api
-        .request(axum::http::Method::POST, "/api/vcon", &[("x-conserver-api-token", "main-token")], Some(body.to_string().into_bytes()))
+        .request(
+            axum::http::Method::POST,
+            "/api/vcon",
+            &[("x-conserver-api-token", "main-token")],
+            Some(body.to_string().into_bytes()),
+        )
         .await;
     assert_eq!(posted.code(), 201);
     let first = ttl(uuid.clone()).await;
     assert!((3590..=3600).contains(&first), "ttl {first}");
     let _: () = redis::cmd("EXPIRE").arg(format!("vcon:{uuid}")).arg(100).query_async(&mut conn.clone()).await.unwrap();
-    api.request(axum::http::Method::POST, "/api/vcon", &[("x-conserver-api-token", "main-token")], Some(body.to_string().into_bytes()))
-        .await;
+    api.request(
+        axum::http::Method::POST,
+        "/api/vcon",
+        &[("x-conserver-api-token", "main-token")],
+        Some(body.to_string().into_bytes()),
+    )
+    .await;
     assert!(ttl(uuid).await > 3000, "a re-post resets the TTL");
     let (external, body) = vcon();
     let reply = api
