@@ -10,5 +10,6 @@ mod bad_input;
 mod end_to_end;
 mod example_config;
 mod faults;
+mod reload;
 mod sandbox;
 mod support;

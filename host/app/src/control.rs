@@ -62,6 +62,42 @@ impl ConfigStore {
         Self { path, links_dir, runtime, live: RwLock::new(Arc::new(live)), snapshots, replacing: Mutex::new(()) }
     }
 
+    /// Build everything a config needs (components compiled off the executor)
+    /// without touching what is running.
+    async fn prepare(&self, config: Config, document: Value) -> Result<(LiveConfig, Snapshot), ConfigRejected> {
+        let live = live_config(&config, document).map_err(ConfigRejected::Invalid)?;
+        let snapshot = build_snapshot(config, &self.path, &self.links_dir, self.runtime.clone())
+            .await
+            .map_err(ConfigRejected::Invalid)?;
+        Ok((live, snapshot))
+    }
+
+    /// Re-read the config file (it or a component it names changed) and swap it in;
+    /// a broken config is refused and the running one stays.
+    pub async fn reload_from_file(&self) -> Result<(), ConfigRejected> {
+        let _one_at_a_time = self.replacing.lock().await;
+        let config = Config::load(&self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        let document = Config::read_document(&self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        let (live, snapshot) = self.prepare(config, document).await?;
+        self.swap(live, snapshot);
+        Ok(())
+    }
+
+    /// The config file and every component file the running config loads.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path.clone()];
+        if let Ok(config) = Config::load(&self.path) {
+            let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+            files.extend(
+                config
+                    .links
+                    .values()
+                    .filter_map(|def| conserver_pipeline::resolve_component(def, &dir, &self.links_dir)),
+            );
+        }
+        files
+    }
+
     fn swap(&self, live: LiveConfig, snapshot: Snapshot) {
         match self.live.write() {
             Ok(mut guard) => *guard = Arc::new(live),

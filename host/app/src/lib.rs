@@ -10,6 +10,7 @@ pub mod cli;
 mod control;
 mod shutdown;
 pub mod telemetry;
+mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -94,6 +95,7 @@ async fn serve(settings: Settings) -> Result<()> {
         live,
         snapshot_tx,
     ));
+    tokio::spawn(watch::watch(control.clone(), shutdown.clone()));
     let workers = Workers::start(
         settings.workers,
         broker.clone(),

@@ -7,6 +7,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::allowed_hosts::AllowedHost;
+use crate::substitute::substitute;
 use crate::{ConfigError, LimitsOverride, WasmSection};
 
 /// The whole config file. Unknown top-level keys are ignored with a warning, as the
@@ -31,7 +33,7 @@ pub struct Config {
     pub ingress_auth: IndexMap<String, Value>,
     /// Other conservers to pull vCons from.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub followers: IndexMap<String, Value>,
+    pub followers: IndexMap<String, FollowerDef>,
     /// Python modules to import at worker start: accepted and ignored with a warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imports: Option<Value>,
@@ -60,12 +62,94 @@ pub struct LinkDef {
     /// Per-link sandbox limits; unset fields take `wasm.limits`.
     #[serde(default)]
     pub limits: LimitsOverride,
+    /// Hosts the link may call over HTTP (`scheme://host[:port]`, Spin's grammar:
+    /// `*`, `*.domain`, CIDR blocks, port ranges). Empty: no network at all.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Names of the secrets the link may read (environment variables, or files
+    /// named by `<NAME>_FILE`). Empty: none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub secrets: Vec<String>,
     /// Python pip package name: accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pip_name: Option<String>,
     /// Keys this version does not read (the Python conserver ignores them too).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
+}
+
+/// One entry of a chain's `links` or `storages`: a name, or `{name: {options}}`
+/// whose options are merged over the named entry's options for this chain only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainStep {
+    /// The link or storage name.
+    pub name: String,
+    /// Options overriding the named entry's, key by key.
+    pub options: Option<serde_json::Map<String, Value>>,
+}
+
+impl<'de> Deserialize<'de> for ChainStep {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let shape = "a chain entry must be a name, or a one-key mapping `name: {option: value}`";
+        match Value::deserialize(deserializer)? {
+            Value::String(name) => Ok(Self { name, options: None }),
+            Value::Object(map) if map.len() == 1 => {
+                let (name, options) = map.into_iter().next().ok_or_else(|| serde::de::Error::custom(shape))?;
+                match options {
+                    Value::Null => Ok(Self { name, options: None }),
+                    Value::Object(options) => Ok(Self { name, options: Some(options) }),
+                    _ => Err(serde::de::Error::custom(format!("the inline options of `{name}` must be a mapping"))),
+                }
+            }
+            _ => Err(serde::de::Error::custom(shape)),
+        }
+    }
+}
+
+impl Serialize for ChainStep {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.options {
+            None => serializer.serialize_str(&self.name),
+            Some(options) => {
+                let mut map = serde_json::Map::new();
+                map.insert(self.name.clone(), Value::Object(options.clone()));
+                map.serialize(serializer)
+            }
+        }
+    }
+}
+
+impl ChainStep {
+    /// `base` with this step's inline options merged over it (key by key).
+    pub fn merged_options(&self, base: Option<&Value>) -> Value {
+        let mut merged = match base {
+            Some(Value::Object(map)) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        if let Some(inline) = &self.options {
+            merged.extend(inline.clone());
+        }
+        Value::Object(merged)
+    }
+}
+
+/// One entry under `followers:`: pull another conserver's egress list into a local
+/// ingress list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowerDef {
+    /// The other conserver's API base URL, root path included (e.g. `http://host:8000/api`).
+    pub url: String,
+    /// The remote egress list to drain.
+    pub egress_list: String,
+    /// The local list the uuids are pushed to.
+    pub follower_ingress_list: String,
+    /// The token sent in the API token header.
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    /// Seconds between polls.
+    pub pulling_interval: f64,
+    /// Most uuids taken per poll.
+    pub fetch_vcon_limit: u64,
 }
 
 /// One entry under `storages:`.
@@ -84,21 +168,27 @@ pub struct StorageDef {
 /// One entry under `chains:`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChainDef {
-    /// Link names, run in order.
+    /// Links, run in order: names, or `name: {options}` to override options here.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub links: Vec<String>,
+    pub links: Vec<ChainStep>,
     /// Lists whose uuids this chain processes.
     #[serde(default, deserialize_with = "null_as_default")]
     pub ingress_lists: Vec<String>,
     /// Lists the uuid is pushed to after the chain succeeds and the vCon is stored.
     #[serde(default, deserialize_with = "null_as_default")]
     pub egress_lists: Vec<String>,
-    /// Storage names the vCon is written to after the links.
+    /// Storages the vCon is written to after the links: names, or `name: {options}`.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub storages: Vec<String>,
+    pub storages: Vec<ChainStep>,
     /// `0`/`false` disables the chain (its lists are not read). Default enabled.
     #[serde(default)]
     pub enabled: Option<Value>,
+    /// Seconds one vCon may spend in this chain before it is dead-lettered.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// Tracers for this chain (names under `tracers:`); all of them when absent.
+    #[serde(default)]
+    pub tracers: Option<Vec<String>>,
     /// Keys this version does not read (`timeout`, `tracers`, …).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
@@ -134,15 +224,24 @@ impl Config {
     }
 
     /// Parse and validate config text; `path` is used in messages only.
+    /// `${VAR}` references are resolved from the process environment.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        Self::parse_with_env(text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with a given environment.
+    pub fn parse_with_env(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = substitute(text, path, env)?;
+        let text = text.as_str();
         let parse_error = |message: String| ConfigError::Parse { path: path.to_path_buf(), message };
         // An empty document (or only comments) is an empty config, as in Python.
         let value: Option<serde_yaml_ng::Value> =
             serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
-        let config: Config = match value {
+        let mut config: Config = match value {
             None | Some(serde_yaml_ng::Value::Null) => Config::default(),
             Some(value) => serde_yaml_ng::from_value(value).map_err(|e| parse_error(e.to_string()))?,
         };
+        config.resolve_legacy_aliases(path);
         config.validate(path)?;
         config.warn_about_ignored_keys(path);
         Ok(config)
@@ -181,24 +280,72 @@ impl Config {
             {
                 return Err(invalid(format!("links.{name}.options"), "must be a mapping".into()));
             }
+            for (i, entry) in link.allowed_outbound_hosts.iter().enumerate() {
+                AllowedHost::parse(entry)
+                    .map_err(|e| invalid(format!("links.{name}.allowed_outbound_hosts[{i}]"), e))?;
+            }
+            for (i, secret) in link.secrets.iter().enumerate() {
+                if secret.is_empty() || !secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(invalid(
+                        format!("links.{name}.secrets[{i}]"),
+                        format!(
+                            "`{secret}` is not a secret name (an environment variable name such as OPENAI_API_KEY)"
+                        ),
+                    ));
+                }
+            }
+        }
+        for (name, follower) in &self.followers {
+            if !(follower.url.starts_with("http://") || follower.url.starts_with("https://")) {
+                return Err(invalid(format!("followers.{name}.url"), "must be an http:// or https:// URL".into()));
+            }
+            if !(follower.pulling_interval.is_finite() && follower.pulling_interval > 0.0) {
+                return Err(invalid(
+                    format!("followers.{name}.pulling_interval"),
+                    "must be a number of seconds above 0".into(),
+                ));
+            }
+            if follower.fetch_vcon_limit == 0 {
+                return Err(invalid(format!("followers.{name}.fetch_vcon_limit"), "must be at least 1".into()));
+            }
         }
         let mut owner_of_list: IndexMap<&str, &str> = IndexMap::new();
         for (chain_name, chain) in &self.chains {
             for (i, link) in chain.links.iter().enumerate() {
-                if !self.links.contains_key(link) {
+                if !self.links.contains_key(&link.name) {
                     return Err(invalid(
                         format!("chains.{chain_name}.links[{i}]"),
-                        format!("names link `{link}`, which is not defined under `links:`; define it or remove it"),
+                        format!(
+                            "names link `{}`, which is not defined under `links:`; define it or remove it",
+                            link.name
+                        ),
                     ));
                 }
             }
             for (i, storage) in chain.storages.iter().enumerate() {
-                if !self.storages.contains_key(storage) {
+                if !self.storages.contains_key(&storage.name) {
                     return Err(invalid(
                         format!("chains.{chain_name}.storages[{i}]"),
                         format!(
-                            "names storage `{storage}`, which is not defined under `storages:`; define it or remove it"
+                            "names storage `{}`, which is not defined under `storages:`; define it or remove it",
+                            storage.name
                         ),
+                    ));
+                }
+            }
+            if let Some(timeout) = chain.timeout
+                && !(timeout.is_finite() && timeout > 0.0)
+            {
+                return Err(invalid(
+                    format!("chains.{chain_name}.timeout"),
+                    "must be a number of seconds above 0".into(),
+                ));
+            }
+            for (i, tracer) in chain.tracers.iter().flatten().enumerate() {
+                if !self.tracers.as_ref().is_some_and(|t| t.contains_key(tracer)) {
+                    return Err(invalid(
+                        format!("chains.{chain_name}.tracers[{i}]"),
+                        format!("names tracer `{tracer}`, which is not defined under `tracers:`"),
                     ));
                 }
             }
@@ -229,6 +376,39 @@ impl Config {
             if link.pip_name.is_some() {
                 tracing::warn!(%file, link = %name, "`pip_name` is ignored; links are wasm components");
             }
+        }
+    }
+
+    /// Rewrite the Python conserver's legacy transcription modules to the
+    /// `transcribe` link with a `vendor` (reference/engine.md §6.4).
+    fn resolve_legacy_aliases(&mut self, path: &Path) {
+        const ALIASES: &[(&str, &str)] = &[
+            ("links.openai_transcribe", "openai"),
+            ("links.groq_whisper", "groq"),
+            ("links.hugging_face_whisper", "hugging_face"),
+            ("links.deepgram_link", "deepgram"),
+        ];
+        for (name, link) in &mut self.links {
+            let Some(vendor) =
+                ALIASES.iter().find(|(module, _)| link.module.as_deref() == Some(*module)).map(|(_, v)| *v)
+            else {
+                continue;
+            };
+            tracing::warn!(file = %path.display(), link = %name, module = link.module.as_deref().unwrap_or_default(),
+                "legacy transcription module; use `module: links.transcribe` with `vendor: {vendor}`");
+            link.module = Some("links.transcribe".into());
+            let original = link.options.take();
+            let options = match original {
+                Some(Value::Object(mut map)) if map.contains_key("vendor") || map.contains_key("vendor_options") => {
+                    map.entry("vendor").or_insert_with(|| Value::String(vendor.into()));
+                    Value::Object(map)
+                }
+                other => serde_json::json!({
+                    "vendor": vendor,
+                    "vendor_options": other.filter(|v| !v.is_null()).unwrap_or_else(|| serde_json::json!({})),
+                }),
+            };
+            link.options = Some(options);
         }
     }
 
@@ -280,7 +460,7 @@ imports:
 "#,
         )
         .unwrap();
-        assert_eq!(config.chains["main"].links, ["tag"]);
+        assert_eq!(config.chains["main"].links[0].name, "tag");
         assert!(config.chains["main"].is_enabled());
         assert!(config.links["tag"].unknown.contains_key("ingress-lists"));
     }
@@ -309,6 +489,79 @@ imports:
     fn yaml_errors_name_the_file() {
         let err = parse("links: [").unwrap_err().to_string();
         assert!(err.contains("test.yml"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: std::collections::HashMap<String, String> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::parse_with_env(text, Path::new("test.yml"), &|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn env_references_are_resolved() {
+        let config = parse(
+            "links:\n  t:\n    module: links.tag\n    options: {tags: ['${TAG}', '${OTHER:-x}']}\n",
+            &[("TAG", "vip")],
+        )
+        .unwrap();
+        assert_eq!(config.links["t"].options, Some(json!({"tags": ["vip", "x"]})));
+    }
+
+    #[test]
+    fn inline_chain_options_merge_over_the_link() {
+        let config = parse(
+            "links:\n  tag:\n    module: links.tag\n    options: {tags: [a], keep: 1}\nstorages:\n  f:\n    module: storage.file\nchains:\n  c:\n    links:\n      - tag: {tags: [b]}\n      - tag\n    storages:\n      - f: {path: /tmp/x}\n    timeout: 2.5\n",
+            &[],
+        )
+        .unwrap();
+        let chain = &config.chains["c"];
+        assert_eq!(
+            chain.links[0].merged_options(config.links["tag"].options.as_ref()),
+            json!({"tags": ["b"], "keep": 1})
+        );
+        assert_eq!(
+            chain.links[1].merged_options(config.links["tag"].options.as_ref()),
+            json!({"tags": ["a"], "keep": 1})
+        );
+        assert_eq!(chain.storages[0].options, Some(json!({"path": "/tmp/x"}).as_object().unwrap().clone()));
+        assert_eq!(chain.timeout, Some(2.5));
+        assert!(parse("chains:\n  c:\n    links: [{a: 1, b: 2}]\n", &[]).is_err());
+    }
+
+    #[test]
+    fn legacy_transcription_modules_become_transcribe_with_a_vendor() {
+        let config = parse(
+            "links:\n  a:\n    module: links.deepgram_link\n    options: {api_key: k}\n  b:\n    module: links.openai_transcribe\n  c:\n    module: links.groq_whisper\n    options: {vendor_options: {x: 1}}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.links["a"].module.as_deref(), Some("links.transcribe"));
+        assert_eq!(config.links["a"].options, Some(json!({"vendor": "deepgram", "vendor_options": {"api_key": "k"}})));
+        assert_eq!(config.links["b"].options, Some(json!({"vendor": "openai", "vendor_options": {}})));
+        assert_eq!(config.links["c"].options, Some(json!({"vendor_options": {"x": 1}, "vendor": "groq"})));
+    }
+
+    #[test]
+    fn new_link_keys_and_followers_are_validated() {
+        let ok = parse(
+            "links:\n  w:\n    module: links.webhook\n    allowed_outbound_hosts: ['https://*.example.com']\n    secrets: [API_KEY]\nfollowers:\n  up:\n    url: http://up:8000/api\n    egress_list: out\n    follower_ingress_list: in\n    auth_token: t\n    pulling_interval: 5\n    fetch_vcon_limit: 10\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.followers["up"].fetch_vcon_limit, 10);
+        let err = parse("links:\n  w:\n    module: links.x\n    allowed_outbound_hosts: ['*']\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allowed_outbound_hosts[0]"), "{err}");
+        assert!(parse("links:\n  w:\n    module: links.x\n    secrets: ['not a name']\n", &[]).is_err());
+        assert!(parse("followers:\n  up:\n    url: up\n    egress_list: o\n    follower_ingress_list: i\n    pulling_interval: 1\n    fetch_vcon_limit: 1\n", &[]).is_err());
+        assert!(parse("chains:\n  c:\n    tracers: [ghost]\n", &[]).is_err());
     }
 }
 

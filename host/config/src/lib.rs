@@ -5,12 +5,15 @@
 //! everything that can be checked without I/O and names the file, key path and fix
 //! for every problem.
 
+mod allowed_hosts;
 mod error;
 mod file;
 mod limits;
 mod settings;
+mod substitute;
 
+pub use allowed_hosts::AllowedHost;
 pub use error::ConfigError;
-pub use file::{ChainDef, Config, LinkDef, StorageDef};
+pub use file::{ChainDef, ChainStep, Config, FollowerDef, LinkDef, StorageDef};
 pub use limits::{Limits, LimitsOverride, WasmSection};
 pub use settings::{BrokerChoice, Settings};

@@ -4,8 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use conserver_config::{Config, LinkDef};
+use conserver_config::{Config, LinkDef, StorageDef};
 use conserver_runtime::{LoadedLink, Runtime};
 use conserver_storage::Storage;
 
@@ -33,6 +34,8 @@ pub struct ChainPlan {
     /// Every list some enabled chain reads: a vCon sent to one of them is still
     /// queued, so it keeps no TTL.
     pub consumed_lists: Arc<HashSet<String>>,
+    /// How long one vCon may spend in the chain (`timeout:`), if limited.
+    pub timeout: Option<Duration>,
 }
 
 /// The executable form of one config version. In-flight vCons keep the snapshot
@@ -65,43 +68,50 @@ impl Snapshot {
         runtime: &Runtime,
     ) -> Result<Self, PipelineError> {
         let defaults = config.wasm.limits;
-        let mut loaded: HashMap<&str, LinkStep> = HashMap::new();
+        let mut loaded: HashMap<&str, LoadedLink> = HashMap::new();
         let mut storages: HashMap<&str, Arc<dyn Storage>> = HashMap::new();
         let mut snapshot = Snapshot::default();
         let consumed_lists: Arc<HashSet<String>> =
             Arc::new(config.enabled_chains().flat_map(|(_, chain)| chain.ingress_lists.iter().cloned()).collect());
         for (chain_name, chain) in config.enabled_chains() {
             let mut links = Vec::with_capacity(chain.links.len());
-            for link_name in &chain.links {
-                if let Some(step) = loaded.get(link_name.as_str()) {
-                    links.push(step.clone());
-                    continue;
-                }
-                let link_error = |message: String| PipelineError::Link { link: link_name.clone(), message };
+            for step in &chain.links {
+                let link_error = |message: String| PipelineError::Link { link: step.name.clone(), message };
                 let def =
-                    config.links.get(link_name).ok_or_else(|| link_error("is not defined under `links:`".into()))?;
-                let path = resolve_component(def, config_dir, links_dir)
-                    .ok_or_else(|| link_error("has neither `module` nor `component`".into()))?;
-                let link = runtime
-                    .load(link_name, &path, defaults.with(&def.limits))
-                    .map_err(|e| link_error(e.to_string()))?;
-                let options = def.options.clone().filter(|o| !o.is_null()).unwrap_or_else(|| serde_json::json!({}));
-                let step = LinkStep { link, options_json: Arc::from(options.to_string()) };
-                loaded.insert(link_name, step.clone());
-                links.push(step);
+                    config.links.get(&step.name).ok_or_else(|| link_error("is not defined under `links:`".into()))?;
+                let link = match loaded.get(step.name.as_str()) {
+                    Some(link) => link.clone(),
+                    None => {
+                        let path = resolve_component(def, config_dir, links_dir)
+                            .ok_or_else(|| link_error("has neither `module` nor `component`".into()))?;
+                        let link = runtime
+                            .load(&step.name, &path, defaults.with(&def.limits))
+                            .map_err(|e| link_error(e.to_string()))?;
+                        loaded.insert(&step.name, link.clone());
+                        link
+                    }
+                };
+                let options = step.merged_options(def.options.as_ref());
+                links.push(LinkStep { link, options_json: Arc::from(options.to_string()) });
             }
             let mut chain_storages = Vec::with_capacity(chain.storages.len());
-            for storage_name in &chain.storages {
-                let storage = match storages.get(storage_name.as_str()) {
-                    Some(storage) => storage.clone(),
-                    None => {
-                        let def = config.storages.get(storage_name).ok_or_else(|| PipelineError::Link {
-                            link: storage_name.clone(),
-                            message: "storage is not defined under `storages:`".into(),
-                        })?;
-                        let storage = conserver_storage::build(storage_name, def)?;
-                        storages.insert(storage_name, storage.clone());
+            for step in &chain.storages {
+                let def = config.storages.get(&step.name).ok_or_else(|| PipelineError::Link {
+                    link: step.name.clone(),
+                    message: "storage is not defined under `storages:`".into(),
+                })?;
+                let storage = match (&step.options, storages.get(step.name.as_str())) {
+                    (None, Some(shared)) => shared.clone(),
+                    (None, None) => {
+                        let storage = conserver_storage::build(&step.name, def)?;
+                        storages.insert(&step.name, storage.clone());
                         storage
+                    }
+                    // Inline options make a storage of its own for this chain.
+                    (Some(_), _) => {
+                        let merged =
+                            StorageDef { options: Some(step.merged_options(def.options.as_ref())), ..def.clone() };
+                        conserver_storage::build(&step.name, &merged)?
                     }
                 };
                 chain_storages.push(storage);
@@ -112,6 +122,7 @@ impl Snapshot {
                 storages: chain_storages,
                 egress_lists: chain.egress_lists.clone(),
                 consumed_lists: consumed_lists.clone(),
+                timeout: chain.timeout.map(Duration::from_secs_f64),
             });
             for list in &chain.ingress_lists {
                 snapshot.ingress_lists.push(list.clone());

@@ -53,7 +53,23 @@ pub async fn process_vcon(
     item: &Popped,
     options: ProcessOptions,
 ) -> Result<Outcome, BrokerError> {
-    match run_chain(broker, chain, item, options).await? {
+    let run = run_chain(broker, chain, item, options);
+    let result = match chain.timeout {
+        None => run.await,
+        Some(limit) => match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => Ok(Err(Failure {
+                step: "chain".into(),
+                error: format!(
+                    "chain timeout: the vCon spent more than {} s in chain `{}` (raise the chain's `timeout`)",
+                    limit.as_secs_f64(),
+                    chain.name
+                ),
+                retryable: true,
+            })),
+        },
+    };
+    match result? {
         Ok(outcome) => Ok(outcome),
         Err(failure) => {
             tracing::warn!(chain = %chain.name, vcon_uuid = %item.uuid, step = %failure.step, error = %failure.error, "vCon dead-lettered");

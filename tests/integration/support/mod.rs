@@ -101,6 +101,15 @@ impl Server {
         server
     }
 
+    /// The config file the server was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.command
+            .iter()
+            .find(|(k, _)| k == "CONSERVER_CONFIG_FILE")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_default()
+    }
+
     /// Kill the process (SIGKILL) without letting it clean up.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
