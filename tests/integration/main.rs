@@ -10,6 +10,7 @@ mod bad_input;
 mod end_to_end;
 mod example_config;
 mod faults;
+mod follower;
 mod reload;
 mod sandbox;
 mod support;

@@ -8,6 +8,7 @@
 
 pub mod cli;
 mod control;
+mod follower;
 mod shutdown;
 pub mod telemetry;
 mod watch;
@@ -83,6 +84,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let broker = connect_broker(&settings).await?;
     let runtime = new_runtime(&settings)?;
     let live = live_config(&config, document).map_err(anyhow::Error::msg)?;
+    let followers = config.followers.clone();
     let snapshot = build_snapshot(config, &settings.config_file, &settings.links_dir, runtime.clone())
         .await
         .map_err(anyhow::Error::msg)?;
@@ -96,6 +98,11 @@ async fn serve(settings: Settings) -> Result<()> {
         snapshot_tx,
     ));
     tokio::spawn(watch::watch(control.clone(), shutdown.clone()));
+    for (name, def) in &followers {
+        let follower = follower::Follower::new(name, def.clone(), broker.clone(), &settings.api_header)
+            .with_context(|| format!("starting follower `{name}`"))?;
+        tokio::spawn(follower.run(shutdown.clone()));
+    }
     let workers = Workers::start(
         settings.workers,
         broker.clone(),

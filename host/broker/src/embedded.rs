@@ -211,6 +211,31 @@ impl Broker for EmbeddedBroker {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    async fn peek(&self, list: &str, count: u64) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT item FROM list_items WHERE list = ?1 ORDER BY pos LIMIT ?2")
+            .bind(list)
+            .bind(i64::try_from(count).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await
+            .op("peek")
+    }
+
+    async fn remove_items(&self, list: &str, uuids: &[String]) -> Result<u64> {
+        let mut removed = 0;
+        for uuid in uuids {
+            let result = sqlx::query(
+                "DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)",
+            )
+            .bind(list)
+            .bind(uuid)
+            .execute(&self.writer)
+            .await
+            .op("remove item")?;
+            removed += result.rows_affected();
+        }
+        Ok(removed)
+    }
+
     async fn range(&self, list: &str) -> Result<Vec<String>> {
         sqlx::query_scalar("SELECT item FROM list_items WHERE list = ?1 ORDER BY pos")
             .bind(list)

@@ -64,6 +64,10 @@ pub trait Broker: Send + Sync + 'static {
     async fn pop_front_many(&self, list: &str, count: u64) -> Result<Vec<String>>;
     /// Number of entries in `list`.
     async fn len(&self, list: &str) -> Result<u64>;
+    /// Up to `count` entries from the head of `list`, without removing them.
+    async fn peek(&self, list: &str, count: u64) -> Result<Vec<String>>;
+    /// Remove one occurrence of each of `uuids` from `list`; returns how many were found.
+    async fn remove_items(&self, list: &str, uuids: &[String]) -> Result<u64>;
     /// Every entry of `list`, head first.
     async fn range(&self, list: &str) -> Result<Vec<String>>;
 

@@ -88,6 +88,26 @@ impl Broker for RedisBroker {
         self.conn().llen(list).await.op("LLEN")
     }
 
+    async fn peek(&self, list: &str, count: u64) -> Result<Vec<String>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let last = isize::try_from(count - 1).unwrap_or(isize::MAX);
+        self.conn().lrange(list, 0, last).await.op("LRANGE")
+    }
+
+    async fn remove_items(&self, list: &str, uuids: &[String]) -> Result<u64> {
+        if uuids.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for uuid in uuids {
+            pipe.lrem(list, 1, uuid);
+        }
+        let removed: Vec<u64> = pipe.query_async(&mut self.conn()).await.op("LREM")?;
+        Ok(removed.iter().sum())
+    }
+
     async fn range(&self, list: &str) -> Result<Vec<String>> {
         self.conn().lrange(list, 0, -1).await.op("LRANGE")
     }

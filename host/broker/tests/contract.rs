@@ -54,6 +54,12 @@ async fn lists_are_fifo_with_a_head(broker: Arc<dyn Broker>) {
     assert_eq!(broker.pop_front_many(&list, 0).await.unwrap(), Vec::<String>::new());
     assert_eq!(broker.pop_front_many(&list, 100).await.unwrap(), ["u2", "u3"]);
     assert_eq!(broker.pop_front_many(&list, 100).await.unwrap(), Vec::<String>::new());
+    broker.push(&list, &["p".into(), "q".into(), "p".into(), "r".into()]).await.unwrap();
+    assert_eq!(broker.peek(&list, 2).await.unwrap(), ["p", "q"]);
+    assert_eq!(broker.peek(&list, 0).await.unwrap(), Vec::<String>::new());
+    assert_eq!(broker.remove_items(&list, &["p".into(), "r".into(), "absent".into()]).await.unwrap(), 2);
+    assert_eq!(broker.range(&list).await.unwrap(), ["q", "p"]);
+    broker.pop_front_many(&list, 10).await.unwrap();
     assert_eq!(broker.len(&unique("empty")).await.unwrap(), 0);
     assert_eq!(broker.pop_front(&unique("empty")).await.unwrap(), None);
 }

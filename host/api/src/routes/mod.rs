@@ -33,6 +33,7 @@ fn groups() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
         .routes(routes!(vcons::search))
         .routes(routes!(queues::ingress))
         .routes(routes!(queues::egress))
+        .routes(routes!(queues::egress_ack))
         .routes(routes!(queues::count))
         .routes(routes!(admin::read_config, admin::replace_config))
         .routes(routes!(admin::read_dlq))

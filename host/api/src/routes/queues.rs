@@ -99,21 +99,45 @@ pub async fn ingress(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Pop up to `limit` uuids from an egress list, **oldest first**.
+/// Pop up to `limit` uuids from an egress list, **oldest first**. With
+/// `peek=true` nothing is removed: a follower reads, stores, then acknowledges
+/// with `POST /vcon/egress/ack`, so a crash in between loses nothing.
 #[utoipa::path(get, path = "/vcon/egress", tag = "queues",
     params(("egress_list" = String, Query, description = "The list to pop from"),
-           ("limit" = Option<i64>, Query, description = "How many to pop (default 1; 0 or less pops none; at most 100000)")),
+           ("limit" = Option<i64>, Query, description = "How many to pop (default 1; 0 or less pops none; at most 100000)"),
+           ("peek" = Option<bool>, Query, description = "Read without removing (conserver extension)")),
     responses((status = 200, description = "The popped uuids, oldest first"), (status = 422, description = "Missing list or bad limit")))]
 pub async fn egress(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<Vec<String>>, ApiError> {
     let query = Query::parse(query.as_deref());
     let list = query.required("egress_list")?;
-    let limit = query.integer("limit", 1, i64::MIN, i64::MAX)?.clamp(0, MAX_EGRESS_POP);
-    let popped = state
+    let limit = query.integer("limit", 1, i64::MIN, i64::MAX)?.clamp(0, MAX_EGRESS_POP) as u64;
+    let peek = query.last("peek").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    let result =
+        if peek { state.broker.peek(&list, limit).await } else { state.broker.pop_front_many(&list, limit).await };
+    Ok(Json(result.map_err(|e| ApiError::internal("Failed to pop from egress list", e))?))
+}
+
+/// Remove uuids read with `GET /vcon/egress?peek=true` (one occurrence each);
+/// answers how many were found (conserver extension, used by followers).
+#[utoipa::path(post, path = "/vcon/egress/ack", tag = "queues",
+    params(("egress_list" = String, Query, description = "The list the uuids were read from")),
+    request_body(content_type = "application/json", description = "A JSON array of uuids"),
+    responses((status = 200, description = "How many were removed"), (status = 422, description = "Not an array of strings")))]
+pub async fn egress_ack(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+    JsonBody(body): JsonBody,
+) -> Result<Json<u64>, ApiError> {
+    let list = Query::parse(query.as_deref()).required("egress_list")?;
+    let uuids: Vec<String> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid("list_type", &["body"], format!("the body must be a JSON array of uuids: {e}"), Value::Null)
+    })?;
+    let removed = state
         .broker
-        .pop_front_many(&list, limit as u64)
+        .remove_items(&list, &uuids)
         .await
-        .map_err(|e| ApiError::internal("Failed to pop from egress list", e))?;
-    Ok(Json(popped))
+        .map_err(|e| ApiError::internal("Failed to acknowledge egress", e))?;
+    Ok(Json(removed))
 }
 
 /// The number of uuids waiting on an egress list (a bare integer).

@@ -31,6 +31,15 @@ async fn post_enqueues_and_egress_pops_oldest_first(backend: Backend) {
         422
     );
     assert_eq!(api.get("/api/vcon/egress").await.code(), 422);
+    // Peek and acknowledge: reading removes nothing; the ack removes exactly those.
+    let (c, body_c) = vcon();
+    let (d, body_d) = vcon();
+    api.post(&format!("/api/vcon?ingress_lists={list}"), &body_c).await;
+    api.post(&format!("/api/vcon?ingress_lists={list}"), &body_d).await;
+    assert_eq!(api.get(&format!("/api/vcon/egress?egress_list={list}&limit=10&peek=true")).await.json(), json!([c, d]));
+    assert_eq!(api.get(&format!("/api/vcon/count?egress_list={list}")).await.json(), json!(2));
+    assert_eq!(api.post(&format!("/api/vcon/egress/ack?egress_list={list}"), &json!([c])).await.json(), json!(1));
+    assert_eq!(api.get(&format!("/api/vcon/egress?egress_list={list}&limit=10")).await.json(), json!([d]));
     assert_eq!(api.get("/api/vcon/count").await.code(), 422);
     let missing = api.get("/api/stats/queue").await;
     assert_eq!(missing.code(), 422);
