@@ -204,7 +204,7 @@ impl Follower {
                         Ttl::Secs(0),
                         vcon.created_at.floor(),
                         &vcon.index_terms,
-                        86_400,
+                        INDEX_TTL_SECS,
                     )
                     .await
             }
