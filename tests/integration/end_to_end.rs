@@ -90,6 +90,11 @@ async fn a_fixture_flows_end_to_end_on_redis() {
 }
 
 #[tokio::test]
+async fn a_fixture_flows_end_to_end_on_a_redis_cluster() {
+    flows_end_to_end(Backend::Cluster).await;
+}
+
+#[tokio::test]
 async fn an_existing_redis_producer_can_enqueue_with_rpush() {
     let (ingress, egress) = (unique("in"), unique("out"));
     let store = tempfile::tempdir().unwrap();

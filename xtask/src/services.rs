@@ -68,3 +68,71 @@ pub fn ensure_redis() -> Result<()> {
     )?;
     wait_for(REDIS, "redis-server")
 }
+
+/// Ports of the test Redis Cluster (three primaries, no replicas).
+const CLUSTER_PORTS: [u16; 3] = [7101, 7102, 7103];
+
+fn cluster_ok(port: u16) -> bool {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "cluster", "info"])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "cluster_state:ok"))
+}
+
+/// Make sure a 3-node Redis Cluster answers on 127.0.0.1:7101-7103 (started here
+/// when it is not), unless `CONSERVER_TEST_REDIS_CLUSTER_URL` points elsewhere.
+pub fn ensure_redis_cluster() -> Result<()> {
+    if std::env::var_os("CONSERVER_TEST_REDIS_CLUSTER_URL").is_some() || cluster_ok(CLUSTER_PORTS[0]) {
+        return Ok(());
+    }
+    if !installed("redis-server") || !installed("redis-cli") {
+        apt_install("redis-server")?;
+    }
+    let base = std::env::temp_dir().join("conserver-redis-cluster");
+    for port in CLUSTER_PORTS {
+        let address = format!("127.0.0.1:{port}");
+        if reachable(&address) {
+            continue;
+        }
+        let dir = base.join(port.to_string());
+        // A node left over from an earlier run may hold a stale cluster config.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let dir = dir.display().to_string();
+        run(
+            "redis-server",
+            &[
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--dir",
+                &dir,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+        )?;
+        wait_for(&address, "redis-server (cluster node)")?;
+    }
+    let nodes: Vec<String> = CLUSTER_PORTS.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(nodes.iter().map(String::as_str));
+    args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    run("redis-cli", &args)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if CLUSTER_PORTS.iter().all(|p| cluster_ok(*p)) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("the Redis Cluster on ports {CLUSTER_PORTS:?} did not reach cluster_state:ok")
+}

@@ -37,8 +37,37 @@ pub fn parse_processing_list(name: &str) -> Option<(&str, &str)> {
     Some((ingress, worker))
 }
 
+/// The Redis Cluster hash slot of `key` (CRC16/XMODEM of the `{hash tag}` or the
+/// whole key, modulo 16384), to tell whether two keys may be used together.
+pub fn key_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = match bytes.iter().position(|b| *b == b'{') {
+        Some(open) => match bytes[open + 1..].iter().position(|b| *b == b'}') {
+            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
+            _ => bytes,
+        },
+        None => bytes,
+    };
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc % 16384
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slots_match_redis_cluster_keyslot() {
+        assert_eq!(super::key_slot("foo"), 12182);
+        assert_eq!(super::key_slot("somekey"), 11058);
+        assert_eq!(super::key_slot("{foo}:bar"), 12182);
+        assert_eq!(super::key_slot("in"), super::key_slot(&super::processing_list("in", "w1")));
+    }
+
     use super::*;
 
     #[test]

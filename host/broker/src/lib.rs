@@ -14,6 +14,7 @@ mod embedded;
 mod error;
 mod keys;
 mod redis_backend;
+mod redis_conn;
 
 use std::time::Duration;
 

@@ -1,16 +1,20 @@
-//! The Redis backend, with the Python conserver's key layout. One multiplexed,
-//! auto-reconnecting connection serves every non-blocking command; each popper has
-//! its own connection because a blocking `BLMOVE` holds its connection.
+//! The Redis backend, with the Python conserver's key layout, on a single server or
+//! a Redis Cluster. One multiplexed, auto-reconnecting connection serves every
+//! non-blocking command; each popper has its own connection because a blocking
+//! `BLMOVE` holds its connection. Keys moved between atomically (an ingress list and
+//! its processing lists) share a hash slot; everything else that spans slots is
+//! sent as separate commands on a cluster (see `redis_conn`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use conserver_core::DlqReason;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{AsyncCommands, Value};
 
 use crate::error::RedisContext;
+use crate::redis_conn::{Batch, Conn, Opener};
 use crate::{
     Broker, BrokerError, Popped, Popper, Result, Ttl, WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key,
     processing_list, vcon_key,
@@ -22,21 +26,25 @@ const MAX_BLOCK: Duration = Duration::from_secs(1);
 /// Redis-backed broker (`REDIS_URL`).
 #[derive(Clone)]
 pub struct RedisBroker {
-    client: Client,
-    conn: ConnectionManager,
+    opener: Opener,
+    conn: Conn,
     sorted_set: String,
 }
 
 impl RedisBroker {
-    /// Connect to `url` (e.g. `redis://127.0.0.1:6379/0`).
+    /// Connect to `url` (e.g. `redis://127.0.0.1:6379/0`); a cluster node's URL
+    /// connects to the whole cluster.
     pub async fn connect(url: &str) -> Result<Self> {
-        let client = Client::open(url).op("open client")?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_with_config(client.clone(), config).await.op("connect")?;
-        Ok(Self { client, conn, sorted_set: "vcons".into() })
+        let (opener, conn) = Opener::connect(url).await.op("connect")?;
+        if conn.is_cluster() {
+            tracing::info!(%url, "connected to a Redis Cluster");
+        }
+        Ok(Self { opener, conn, sorted_set: "vcons".into() })
+    }
+
+    /// Whether this broker talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
     }
 
     /// Use `name` for the sorted set listing vCons (`VCON_SORTED_SET_NAME`).
@@ -45,7 +53,7 @@ impl RedisBroker {
         self
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.conn.clone()
     }
 }
@@ -113,11 +121,7 @@ impl Broker for RedisBroker {
     }
 
     async fn popper(&self, worker: &str) -> Result<Box<dyn Popper>> {
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(MAX_BLOCK + Duration::from_secs(5)))
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_with_config(self.client.clone(), config).await.op("connect popper")?;
+        let conn = self.opener.open(MAX_BLOCK + Duration::from_secs(5)).await.op("connect popper")?;
         Ok(Box::new(RedisPopper { conn, worker: worker.to_string(), next: AtomicUsize::new(0), idle: Duration::ZERO }))
     }
 
@@ -139,14 +143,13 @@ impl Broker for RedisBroker {
 
     async fn heartbeat(&self, worker: &str, lists: &[String], ttl_secs: u64) -> Result<()> {
         let lists_json = serde_json::to_string(lists).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
-        redis::pipe()
-            .set_ex(heartbeat_key(worker), &lists_json, ttl_secs.max(1))
-            .ignore()
-            .hset(WORKERS_KEY, worker, &lists_json)
-            .ignore()
-            .query_async::<()>(&mut self.conn())
-            .await
-            .op("heartbeat")
+        let mut batch = Batch::default();
+        batch.add(redis::Cmd::set_ex(heartbeat_key(worker), &lists_json, ttl_secs.max(1))).add(redis::Cmd::hset(
+            WORKERS_KEY,
+            worker,
+            &lists_json,
+        ));
+        batch.run(&self.conn).await.op("heartbeat").map(drop)
     }
 
     async fn reclaim_dead(&self, live: &[String]) -> Result<u64> {
@@ -223,12 +226,16 @@ impl Broker for RedisBroker {
         let earlier = previous.and_then(|text| serde_json::from_str::<DlqReason>(&text).ok()).map_or(0, |r| r.attempts);
         reason.attempts = earlier + 1;
         let text = serde_json::to_string(&reason).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
-        let mut pipe = redis::pipe();
-        pipe.rpush(dlq_list(ingress), &reason.uuid).ignore().hset(&reasons_key, &reason.uuid, text).ignore();
+        let mut batch = Batch::default();
+        batch.add(redis::Cmd::rpush(dlq_list(ingress), &reason.uuid)).add(redis::Cmd::hset(
+            &reasons_key,
+            &reason.uuid,
+            text,
+        ));
         if expiry_secs > 0 {
-            pipe.expire(vcon_key(&reason.uuid), i64::try_from(expiry_secs).unwrap_or(i64::MAX)).ignore();
+            batch.add(redis::Cmd::expire(vcon_key(&reason.uuid), i64::try_from(expiry_secs).unwrap_or(i64::MAX)));
         }
-        pipe.query_async::<()>(&mut self.conn()).await.op("dead-letter")
+        batch.run(&self.conn).await.op("dead-letter").map(drop)
     }
 
     async fn dlq_reasons(&self, ingress: &str) -> Result<Vec<DlqReason>> {
@@ -248,6 +255,18 @@ impl Broker for RedisBroker {
     async fn move_items(&self, from: &str, to: &str, count: u64) -> Result<u64> {
         let mut conn = self.conn();
         let mut moved = 0;
+        if conn.is_cluster() && crate::keys::key_slot(from) != crate::keys::key_slot(to) {
+            // Different slots: LMOVE is refused, so pop then push (not atomic).
+            while moved < count {
+                let Some(item): Option<String> = conn.lpop(from, None).await.op("LPOP")? else { break };
+                if let Err(error) = conn.rpush::<_, _, ()>(to, &item).await {
+                    let _ = conn.lpush::<_, _, ()>(from, &item).await;
+                    return Err(BrokerError::Redis { operation: "RPUSH", source: error });
+                }
+                moved += 1;
+            }
+            return Ok(moved);
+        }
         while moved < count {
             let item: Option<String> = redis::cmd("LMOVE")
                 .arg(from)
@@ -266,16 +285,9 @@ impl Broker for RedisBroker {
     }
 
     async fn index_vcon(&self, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) -> Result<()> {
-        let mut pipe = redis::pipe();
-        // One member form (the bare uuid); drop the Python server's `vcon:` form.
-        pipe.zadd(&self.sorted_set, uuid, score).ignore().zrem(&self.sorted_set, vcon_key(uuid)).ignore();
-        for term in terms {
-            pipe.sadd(term, uuid).ignore();
-            if terms_ttl_secs > 0 {
-                pipe.expire(term, i64::try_from(terms_ttl_secs).unwrap_or(i64::MAX)).ignore();
-            }
-        }
-        pipe.query_async::<()>(&mut self.conn()).await.op("index vcon")
+        let mut batch = Batch::default();
+        self.index_commands(&mut batch, uuid, score, terms, terms_ttl_secs);
+        batch.run(&self.conn).await.op("index vcon").map(drop)
     }
 
     async fn store_vcon(
@@ -287,32 +299,29 @@ impl Broker for RedisBroker {
         terms: &[String],
         terms_ttl_secs: u64,
     ) -> Result<Option<String>> {
-        let mut pipe = redis::pipe();
-        let set = pipe.cmd("SET").arg(vcon_key(uuid)).arg(json);
+        let mut set = redis::cmd("SET");
+        set.arg(vcon_key(uuid)).arg(json);
         match ttl {
             Ttl::Keep => set.arg("KEEPTTL"),
-            Ttl::Secs(0) => set,
+            Ttl::Secs(0) => &mut set,
             Ttl::Secs(secs) => set.arg("EX").arg(secs),
         };
         set.arg("GET");
-        pipe.zadd(&self.sorted_set, uuid, score).ignore().zrem(&self.sorted_set, vcon_key(uuid)).ignore();
-        for term in terms {
-            pipe.sadd(term, uuid).ignore();
-            if terms_ttl_secs > 0 {
-                pipe.expire(term, i64::try_from(terms_ttl_secs).unwrap_or(i64::MAX)).ignore();
-            }
-        }
-        let (previous,): (Option<String>,) = pipe.query_async(&mut self.conn()).await.op("store vcon")?;
-        Ok(previous)
+        let mut batch = Batch::default();
+        batch.add(set);
+        self.index_commands(&mut batch, uuid, score, terms, terms_ttl_secs);
+        let replies = batch.run(&self.conn).await.op("store vcon")?;
+        let previous = replies.into_iter().next().unwrap_or(Value::Nil);
+        redis::from_redis_value(previous).map_err(redis::RedisError::from).op("store vcon reply")
     }
 
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.zrem(&self.sorted_set, &[uuid.to_string(), vcon_key(uuid)]).ignore();
+        let mut batch = Batch::default();
+        batch.add(redis::Cmd::zrem(&self.sorted_set, &[uuid.to_string(), vcon_key(uuid)]));
         for term in terms {
-            pipe.srem(term, uuid).ignore();
+            batch.add(redis::Cmd::srem(term, uuid));
         }
-        pipe.query_async::<()>(&mut self.conn()).await.op("unindex vcon")
+        batch.run(&self.conn).await.op("unindex vcon").map(drop)
     }
 
     async fn list_vcons(&self, min: Option<f64>, max: Option<f64>, offset: u64, count: u64) -> Result<Vec<String>> {
@@ -335,11 +344,37 @@ impl Broker for RedisBroker {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        self.conn().sinter(terms).await.op("SINTER")
+        if !self.conn.is_cluster() {
+            return self.conn().sinter(terms).await.op("SINTER");
+        }
+        // The sets live in different slots: intersect here.
+        let mut result: Option<std::collections::HashSet<String>> = None;
+        for term in terms {
+            let members: std::collections::HashSet<String> = self.conn().smembers(term).await.op("SMEMBERS")?;
+            result = Some(match result {
+                None => members,
+                Some(so_far) => so_far.intersection(&members).cloned().collect(),
+            });
+        }
+        Ok(result.unwrap_or_default().into_iter().collect())
     }
 
     async fn vcon_uuids(&self) -> Result<Vec<String>> {
         let mut conn = self.conn();
+        if let Conn::Cluster(cluster) = &mut conn {
+            // SCAN cursors are per node; ask every primary and combine the answers.
+            let routing =
+                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(ResponsePolicy::CombineArrays)));
+            let mut keys_cmd = redis::cmd("KEYS");
+            keys_cmd.arg("vcon:*");
+            let reply = cluster.route_command(keys_cmd, routing).await.op("KEYS on every primary")?;
+            let keys: Vec<String> = redis::from_redis_value(reply).map_err(redis::RedisError::from).op("KEYS reply")?;
+            let mut uuids: Vec<String> =
+                keys.into_iter().filter_map(|k| k.strip_prefix("vcon:").map(String::from)).collect();
+            uuids.sort();
+            uuids.dedup();
+            return Ok(uuids);
+        }
         let mut cursor: u64 = 0;
         let mut uuids = Vec::new();
         loop {
@@ -364,6 +399,22 @@ impl Broker for RedisBroker {
     }
 }
 
+impl RedisBroker {
+    /// The commands that put `uuid` in the vCon list and its party sets.
+    fn index_commands(&self, batch: &mut Batch, uuid: &str, score: f64, terms: &[String], terms_ttl_secs: u64) {
+        // One member form (the bare uuid); drop the Python server's `vcon:` form.
+        batch
+            .add(redis::Cmd::zadd(&self.sorted_set, uuid, score))
+            .add(redis::Cmd::zrem(&self.sorted_set, vcon_key(uuid)));
+        for term in terms {
+            batch.add(redis::Cmd::sadd(term, uuid));
+            if terms_ttl_secs > 0 {
+                batch.add(redis::Cmd::expire(term, i64::try_from(terms_ttl_secs).unwrap_or(i64::MAX)));
+            }
+        }
+    }
+}
+
 /// A sorted-set member as a uuid: the Python server wrote both `vcon:{uuid}` and the
 /// bare uuid; both read as the uuid.
 fn member_uuid(member: &str) -> &str {
@@ -372,7 +423,7 @@ fn member_uuid(member: &str) -> &str {
 
 /// Takes uuids with `BLMOVE` (one list) or round-robin `LMOVE` (several lists).
 struct RedisPopper {
-    conn: ConnectionManager,
+    conn: Conn,
     worker: String,
     next: AtomicUsize,
     idle: Duration,

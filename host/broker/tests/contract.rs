@@ -1,6 +1,8 @@
-//! One behavioural suite run against both backends: the embedded SQLite broker in a
-//! temp directory and Redis at `CONSERVER_TEST_REDIS_URL` (default
-//! `redis://127.0.0.1:6379`; `.ci/run` starts it). Every key is unique per test.
+//! One behavioural suite run against every backend: the embedded SQLite broker in a
+//! temp directory, Redis at `CONSERVER_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`) and a 3-node Redis Cluster at
+//! `CONSERVER_TEST_REDIS_CLUSTER_URL` (default `redis://127.0.0.1:7101`); `cargo xtask
+//! test` starts both when they are not running. Every key is unique per test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cloned_ref_to_slice_refs)] // tests fail loudly on purpose
 
@@ -33,6 +35,16 @@ async fn redis() -> Arc<dyn Broker> {
             .await
             .unwrap_or_else(|e| panic!("{e} (start Redis or set CONSERVER_TEST_REDIS_URL)")),
     )
+}
+
+/// The 3-node test cluster `cargo xtask test` starts.
+async fn cluster() -> Arc<dyn Broker> {
+    let url = std::env::var("CONSERVER_TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| "redis://127.0.0.1:7101".into());
+    let broker = RedisBroker::connect(&url).await.unwrap_or_else(|e| {
+        panic!("{e} (run `cargo xtask test`, which starts the cluster, or set CONSERVER_TEST_REDIS_CLUSTER_URL)")
+    });
+    assert!(broker.is_cluster(), "{url} is not a Redis Cluster node");
+    Arc::new(broker)
 }
 
 async fn embedded(dir: &tempfile::TempDir) -> Arc<dyn Broker> {
@@ -217,11 +229,13 @@ async fn a_dead_workers_items_return_to_the_head_in_order(broker: Arc<dyn Broker
     assert_eq!(held.uuid, "c");
     // The dead worker's heartbeat lapses; only its items come back, oldest first.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // (A shared Redis may hold other dead workers too: at least these two return.)
     let returned = broker.reclaim_dead(std::slice::from_ref(&live)).await.unwrap();
-    assert_eq!(returned, 2);
+    assert!(returned >= 2, "{returned}");
     assert_eq!(broker.range(&list).await.unwrap(), ["a", "b", "d"]);
     assert_eq!(broker.range(&processing_list(&list, &live)).await.unwrap(), ["c"]);
-    assert_eq!(broker.reclaim_dead(std::slice::from_ref(&live)).await.unwrap(), 0);
+    broker.reclaim_dead(std::slice::from_ref(&live)).await.unwrap();
+    assert_eq!(broker.range(&list).await.unwrap(), ["a", "b", "d"], "nothing is returned twice");
 }
 
 macro_rules! both_backends {
@@ -242,6 +256,15 @@ macro_rules! both_backends {
                 #[tokio::test]
                 async fn $case() {
                     super::$case(redis().await).await;
+                }
+            )*
+        }
+        mod redis_cluster_backend {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(cluster().await).await;
                 }
             )*
         }

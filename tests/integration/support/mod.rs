@@ -11,10 +11,16 @@ use serde_json::Value;
 pub enum Backend {
     Embedded,
     Redis,
+    /// The 3-node Redis Cluster `cargo xtask test` starts.
+    Cluster,
 }
 
 pub fn redis_url() -> String {
     std::env::var("CONSERVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn cluster_url() -> String {
+    std::env::var("CONSERVER_TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| "redis://127.0.0.1:7101".into())
 }
 
 /// The `conserver` binary under test.
@@ -83,8 +89,10 @@ impl Server {
             ("CONSERVER_DATA_DIR".into(), dir.path().join("data").display().to_string()),
             ("LOG_LEVEL".into(), "info".into()),
         ];
-        if backend == Backend::Redis {
-            vars.push(("REDIS_URL".into(), redis_url()));
+        match backend {
+            Backend::Redis => vars.push(("REDIS_URL".into(), redis_url())),
+            Backend::Cluster => vars.push(("REDIS_URL".into(), cluster_url())),
+            Backend::Embedded => {}
         }
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let log = dir.path().join("server.log");

@@ -1,0 +1,130 @@
+//! The connection behind the Redis backend: one auto-reconnecting multiplexed
+//! connection to a single server, or a Redis Cluster connection (detected from
+//! `INFO cluster` at connect, so `REDIS_URL` stays the same). Commands whose keys
+//! live in different cluster slots are sent as a [`Batch`]: one pipeline on a single
+//! server, separate concurrent commands on a cluster.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+/// A connection to a single Redis or to a cluster.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// How to open further connections (for poppers, which block theirs).
+#[derive(Clone)]
+pub(crate) enum Opener {
+    Single(Client),
+    Cluster(Box<ClusterClient>),
+}
+
+impl Opener {
+    /// Connect to `url`, detecting a cluster.
+    pub(crate) async fn connect(url: &str) -> RedisResult<(Self, Conn)> {
+        let client = Client::open(url)?;
+        let probe = Self::Single(client.clone()).open(Duration::from_secs(10)).await?;
+        let info: String = redis::cmd("INFO").arg("cluster").query_async(&mut probe.clone()).await?;
+        if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
+            let cluster = ClusterClient::builder(vec![url])
+                .connection_timeout(Duration::from_secs(5))
+                .response_timeout(Duration::from_secs(10))
+                .build()?;
+            let opener = Self::Cluster(Box::new(cluster));
+            let conn = opener.open(Duration::from_secs(10)).await?;
+            Ok((opener, conn))
+        } else {
+            Ok((Self::Single(client), probe))
+        }
+    }
+
+    /// A new connection whose replies may take up to `response_timeout`.
+    pub(crate) async fn open(&self, response_timeout: Duration) -> RedisResult<Conn> {
+        match self {
+            Self::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(response_timeout))
+                    .set_connection_timeout(Some(Duration::from_secs(5)))
+                    .set_max_delay(Duration::from_secs(2));
+                Ok(Conn::Single(ConnectionManager::new_with_config(client.clone(), config).await?))
+            }
+            Self::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+        }
+    }
+}
+
+impl Conn {
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// Commands that may touch keys in different cluster slots; replies in order.
+#[derive(Default)]
+pub(crate) struct Batch(Vec<Cmd>);
+
+impl Batch {
+    pub(crate) fn add(&mut self, cmd: Cmd) -> &mut Self {
+        self.0.push(cmd);
+        self
+    }
+
+    /// Run every command; one round trip on a single server.
+    pub(crate) async fn run(self, conn: &Conn) -> RedisResult<Vec<Value>> {
+        if self.0.is_empty() {
+            return Ok(Vec::new());
+        }
+        match conn {
+            Conn::Single(single) => {
+                let mut pipe = redis::pipe();
+                for cmd in self.0 {
+                    pipe.add_command(cmd);
+                }
+                pipe.query_async(&mut single.clone()).await
+            }
+            Conn::Cluster(cluster) => {
+                let replies = join_all(self.0.iter().map(|cmd| {
+                    let mut conn = cluster.clone();
+                    async move { cmd.query_async::<Value>(&mut conn).await }
+                }))
+                .await;
+                replies.into_iter().collect()
+            }
+        }
+    }
+}
