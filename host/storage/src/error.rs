@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The `module:` names no known backend.
-    #[error("storage `{storage}`: unknown backend `{module}` (known: storage.file)")]
+    #[error(
+        "storage `{storage}`: unknown backend `{module}` (known: storage.file, storage.postgres, storage.redis_storage)"
+    )]
     UnknownBackend {
         /// The storage name.
         storage: String,
@@ -30,6 +32,16 @@ pub enum StorageError {
         size: usize,
         /// The limit.
         limit: u64,
+    },
+    /// The backend refused or could not be reached.
+    #[error("storage `{storage}`: {operation} failed: {message}")]
+    Backend {
+        /// The storage name.
+        storage: String,
+        /// What was being done.
+        operation: &'static str,
+        /// What the backend said.
+        message: String,
     },
     /// An I/O operation failed.
     #[error("storage `{storage}`: {operation} {path} failed: {source}")]

@@ -5,6 +5,8 @@
 
 mod error;
 mod file;
+mod postgres;
+mod redis_storage;
 
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ use conserver_config::StorageDef;
 
 pub use error::StorageError;
 pub use file::{FileOptions, FileStorage};
+pub use postgres::{PostgresOptions, PostgresStorage};
+pub use redis_storage::{RedisStorage, RedisStorageOptions};
 
 /// A place vCons are written to (and, for read-capable backends, read back from).
 #[async_trait]
@@ -27,12 +31,18 @@ pub trait Storage: Send + Sync {
     async fn delete(&self, uuid: &str) -> Result<bool, StorageError>;
 }
 
-/// Build the storage `name` from its config entry.
+/// Build the storage `name` from its config entry. Options are checked here; no
+/// connection is made until the storage is used.
 pub fn build(name: &str, def: &StorageDef) -> Result<Arc<dyn Storage>, StorageError> {
     let backend = def.module.strip_prefix("storage.").unwrap_or(&def.module);
     let options = def.options.clone().unwrap_or(serde_json::Value::Null);
     match backend {
         "file" => Ok(Arc::new(FileStorage::new(name, FileOptions::from_value(name, options)?))),
+        "postgres" => Ok(Arc::new(PostgresStorage::new(name, options)?)),
+        "redis_storage" | "redis" => {
+            let server = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+            Ok(Arc::new(RedisStorage::new(name, options, server.as_deref())?))
+        }
         other => Err(StorageError::UnknownBackend { storage: name.to_string(), module: other.to_string() }),
     }
 }
