@@ -13,4 +13,5 @@ mod faults;
 mod follower;
 mod reload;
 mod sandbox;
+mod storages;
 mod support;

@@ -133,6 +133,17 @@ impl ChainStep {
     }
 }
 
+/// What a chain does when a storage keeps failing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageFailure {
+    /// Dead-letter the vCon with the storage named in the reason.
+    #[default]
+    Dlq,
+    /// Log the failure and carry on to egress (the Python behaviour).
+    Log,
+}
+
 /// One entry under `followers:`: pull another conserver's egress list into a local
 /// ingress list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +200,11 @@ pub struct ChainDef {
     /// Tracers for this chain (names under `tracers:`); all of them when absent.
     #[serde(default)]
     pub tracers: Option<Vec<String>>,
+    /// What a storage that still fails after its retries does to the vCon: `dlq`
+    /// (default: dead-letter it, naming the storage) or `log` (log it and carry on,
+    /// the Python behaviour).
+    #[serde(default)]
+    pub storage_failure: StorageFailure,
     /// Keys this version does not read (`timeout`, `tracers`, …).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,

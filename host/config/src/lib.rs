@@ -14,6 +14,6 @@ mod substitute;
 
 pub use allowed_hosts::AllowedHost;
 pub use error::ConfigError;
-pub use file::{ChainDef, ChainStep, Config, FollowerDef, LinkDef, StorageDef};
+pub use file::{ChainDef, ChainStep, Config, FollowerDef, LinkDef, StorageDef, StorageFailure};
 pub use limits::{Limits, LimitsOverride, WasmSection};
 pub use settings::{BrokerChoice, Settings};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use conserver_config::{Config, LinkDef, StorageDef};
+use conserver_config::{Config, LinkDef, StorageDef, StorageFailure};
 use conserver_runtime::{LoadedLink, Runtime};
 use conserver_storage::Storage;
 
@@ -36,6 +36,11 @@ pub struct ChainPlan {
     pub consumed_lists: Arc<HashSet<String>>,
     /// How long one vCon may spend in the chain (`timeout:`), if limited.
     pub timeout: Option<Duration>,
+    /// What a storage that keeps failing does to the vCon.
+    pub storage_failure: StorageFailure,
+    /// Every configured storage, in config order: where a vCon missing from the
+    /// broker is looked for.
+    pub fallback_storages: Arc<Vec<Arc<dyn Storage>>>,
 }
 
 /// The executable form of one config version. In-flight vCons keep the snapshot
@@ -71,6 +76,15 @@ impl Snapshot {
         let mut loaded: HashMap<&str, LoadedLink> = HashMap::new();
         let mut storages: HashMap<&str, Arc<dyn Storage>> = HashMap::new();
         let mut snapshot = Snapshot::default();
+        // Every storage is built (and its options checked) whether a chain uses it
+        // or not, in config order for the read fallback.
+        let mut fallback = Vec::with_capacity(config.storages.len());
+        for (name, def) in &config.storages {
+            let storage = conserver_storage::build(name, def)?;
+            storages.insert(name, storage.clone());
+            fallback.push(storage);
+        }
+        let fallback_storages = Arc::new(fallback);
         let consumed_lists: Arc<HashSet<String>> =
             Arc::new(config.enabled_chains().flat_map(|(_, chain)| chain.ingress_lists.iter().cloned()).collect());
         for (chain_name, chain) in config.enabled_chains() {
@@ -123,6 +137,8 @@ impl Snapshot {
                 egress_lists: chain.egress_lists.clone(),
                 consumed_lists: consumed_lists.clone(),
                 timeout: chain.timeout.map(Duration::from_secs_f64),
+                storage_failure: chain.storage_failure,
+                fallback_storages: fallback_storages.clone(),
             });
             for list in &chain.ingress_lists {
                 snapshot.ingress_lists.push(list.clone());

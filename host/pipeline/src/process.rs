@@ -1,8 +1,12 @@
 //! One vCon through one chain: load once, links in memory, write, storages, egress.
 
+use std::time::Duration;
+
 use conserver_broker::{Broker, BrokerError, Popped, Ttl};
+use conserver_config::StorageFailure;
 use conserver_core::DlqReason;
 use conserver_runtime::{Action, CallContext, Directive};
+use conserver_storage::{Storage, StorageError};
 use futures::future::join_all;
 
 use crate::ChainPlan;
@@ -95,11 +99,11 @@ async fn run_chain(
     options: ProcessOptions,
 ) -> Result<Result<Outcome, Failure>, BrokerError> {
     let uuid = item.uuid.as_str();
-    let Some(mut vcon) = broker.get_vcon(uuid).await? else {
+    let Some(mut vcon) = load(broker, chain, uuid).await? else {
         return Ok(Err(Failure {
             step: "load".into(),
             error: format!(
-                "vCon {uuid} is not in the broker (never stored, deleted, or expired: see VCON_REDIS_EXPIRY)"
+                "vCon {uuid} is neither in the broker nor in any storage (never stored, deleted, or expired: see VCON_REDIS_EXPIRY)"
             ),
             retryable: false,
         }));
@@ -187,6 +191,38 @@ async fn settle_ttl(
     Ok(())
 }
 
+/// The vCon from the broker, else from the storages in config order (canonicalised
+/// as the Python conserver does, and cached again without a TTL while it runs).
+/// A storage that fails is skipped with a warning.
+async fn load(broker: &dyn Broker, chain: &ChainPlan, uuid: &str) -> Result<Option<String>, BrokerError> {
+    if let Some(json) = broker.get_vcon(uuid).await? {
+        return Ok(Some(json));
+    }
+    for storage in chain.fallback_storages.iter() {
+        let text = match storage.get(uuid).await {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(storage = storage.name(), vcon_uuid = uuid, %error, "storage read failed; trying the next one");
+                continue;
+            }
+        };
+        let Ok(document) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) else {
+            tracing::warn!(
+                storage = storage.name(),
+                vcon_uuid = uuid,
+                "storage holds something that is not a JSON object"
+            );
+            continue;
+        };
+        let json = serde_json::Value::Object(conserver_core::canonicalize(document)).to_string();
+        broker.put_vcon(uuid, &json, Ttl::Secs(0)).await?;
+        tracing::info!(storage = storage.name(), vcon_uuid = uuid, "vCon read back from storage");
+        return Ok(Some(json));
+    }
+    Ok(None)
+}
+
 async fn route(broker: &dyn Broker, uuid: &str, lists: &[String]) -> Result<(), BrokerError> {
     for list in lists {
         broker.push(list, &[uuid.to_string()]).await?;
@@ -194,18 +230,53 @@ async fn route(broker: &dyn Broker, uuid: &str, lists: &[String]) -> Result<(), 
     Ok(())
 }
 
-/// Write to every storage of the chain; the first failure names its storage.
+/// Attempts per storage write before the chain's failure policy applies.
+const STORAGE_ATTEMPTS: u32 = 3;
+
+/// Write to every storage of the chain, each with bounded retries. A storage that
+/// still fails dead-letters the vCon (naming it) or, with `storage_failure: log`,
+/// is logged and skipped.
 async fn store(chain: &ChainPlan, uuid: &str, vcon: &str, parallel: bool) -> Result<(), Failure> {
-    let failure = |name: &str, error: String| Failure { step: format!("storage:{name}"), error, retryable: true };
-    if parallel && chain.storages.len() > 1 {
-        let results = join_all(chain.storages.iter().map(|s| s.save(uuid, vcon))).await;
-        for (storage, result) in chain.storages.iter().zip(results) {
-            result.map_err(|e| failure(storage.name(), e.to_string()))?;
-        }
+    let results = if parallel && chain.storages.len() > 1 {
+        join_all(chain.storages.iter().map(|s| save_with_retries(s.as_ref(), uuid, vcon))).await
     } else {
+        let mut results = Vec::with_capacity(chain.storages.len());
         for storage in &chain.storages {
-            storage.save(uuid, vcon).await.map_err(|e| failure(storage.name(), e.to_string()))?;
+            results.push(save_with_retries(storage.as_ref(), uuid, vcon).await);
+        }
+        results
+    };
+    for (storage, result) in chain.storages.iter().zip(results) {
+        let Err(error) = result else { continue };
+        match chain.storage_failure {
+            StorageFailure::Dlq => {
+                return Err(Failure {
+                    step: format!("storage:{}", storage.name()),
+                    error: error.to_string(),
+                    retryable: true,
+                });
+            }
+            StorageFailure::Log => {
+                tracing::error!(chain = %chain.name, storage = storage.name(), vcon_uuid = uuid, %error, "storage failed; continuing (storage_failure: log)");
+            }
         }
     }
     Ok(())
+}
+
+async fn save_with_retries(storage: &dyn Storage, uuid: &str, vcon: &str) -> Result<(), StorageError> {
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match storage.save(uuid, vcon).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt >= STORAGE_ATTEMPTS => return Err(error),
+            Err(error) => {
+                tracing::warn!(storage = storage.name(), vcon_uuid = uuid, attempt, %error, "storage write failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 4;
+                attempt += 1;
+            }
+        }
+    }
 }
