@@ -4,7 +4,7 @@
 //! backend is skipped with a warning, never a 500), and shape it for egress.
 
 use conserver_broker::Ttl;
-use conserver_core::{EgressFormat, IngestedVcon, canonicalize, epoch_seconds, index_terms, to_legacy_001};
+use conserver_core::{EgressFormat, IngestedVcon, epoch_seconds, index_terms, to_legacy_001};
 use serde_json::{Map, Value};
 
 use crate::ApiState;
@@ -52,42 +52,22 @@ pub async fn load_vcon(state: &ApiState, uuid: &str, failure: &'static str) -> R
         return Ok(Some(json));
     }
     let live = state.control.live();
-    for storage in &live.storages {
-        let text = match storage.get(uuid).await {
-            Ok(Some(text)) => text,
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::warn!(storage = storage.name(), vcon_uuid = uuid, %error, "storage read failed; trying the next one");
-                continue;
-            }
-        };
-        let Ok(document) = serde_json::from_str::<Map<String, Value>>(&text) else {
-            tracing::warn!(
-                storage = storage.name(),
-                vcon_uuid = uuid,
-                "storage returned something that is not a JSON object"
-            );
-            continue;
-        };
-        let document = canonicalize(document);
-        let json = Value::Object(document.clone()).to_string();
-        let score = document.get("created_at").and_then(epoch_seconds);
-        let cache = async {
-            state.broker.put_vcon(uuid, &json, Ttl::Secs(state.settings.vcon_expiry_secs)).await?;
-            if let Some(score) = score {
-                state
-                    .broker
-                    .index_vcon(uuid, score.floor(), &index_terms(&document), state.settings.index_expiry_secs)
-                    .await?;
-            }
-            Ok::<(), conserver_broker::BrokerError>(())
-        };
-        if let Err(error) = cache.await {
-            tracing::warn!(vcon_uuid = uuid, %error, "cannot re-cache a vCon read from storage");
+    let Some(found) = conserver_storage::read_back(&live.storages, uuid).await else {
+        return Ok(None);
+    };
+    let score = found.document.get("created_at").and_then(epoch_seconds);
+    let cache = async {
+        state.broker.put_vcon(uuid, &found.json, Ttl::Secs(state.settings.vcon_expiry_secs)).await?;
+        if let Some(score) = score {
+            let terms = index_terms(&found.document);
+            state.broker.index_vcon(uuid, score.floor(), &terms, state.settings.index_expiry_secs).await?;
         }
-        return Ok(Some(json));
+        Ok::<(), conserver_broker::BrokerError>(())
+    };
+    if let Err(error) = cache.await {
+        tracing::warn!(vcon_uuid = uuid, %error, "cannot re-cache a vCon read from storage");
     }
-    Ok(None)
+    Ok(Some(found.json))
 }
 
 /// A stored vCon as reads return it: the stored text itself, or its

@@ -198,29 +198,12 @@ async fn load(broker: &dyn Broker, chain: &ChainPlan, uuid: &str) -> Result<Opti
     if let Some(json) = broker.get_vcon(uuid).await? {
         return Ok(Some(json));
     }
-    for storage in chain.fallback_storages.iter() {
-        let text = match storage.get(uuid).await {
-            Ok(Some(text)) => text,
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::warn!(storage = storage.name(), vcon_uuid = uuid, %error, "storage read failed; trying the next one");
-                continue;
-            }
-        };
-        let Ok(document) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) else {
-            tracing::warn!(
-                storage = storage.name(),
-                vcon_uuid = uuid,
-                "storage holds something that is not a JSON object"
-            );
-            continue;
-        };
-        let json = serde_json::Value::Object(conserver_core::canonicalize(document)).to_string();
-        broker.put_vcon(uuid, &json, Ttl::Secs(0)).await?;
-        tracing::info!(storage = storage.name(), vcon_uuid = uuid, "vCon read back from storage");
-        return Ok(Some(json));
-    }
-    Ok(None)
+    let Some(found) = conserver_storage::read_back(&chain.fallback_storages, uuid).await else {
+        return Ok(None);
+    };
+    broker.put_vcon(uuid, &found.json, Ttl::Secs(0)).await?;
+    tracing::info!(storage = %found.storage, vcon_uuid = uuid, "vCon read back from storage");
+    Ok(Some(found.json))
 }
 
 async fn route(broker: &dyn Broker, uuid: &str, lists: &[String]) -> Result<(), BrokerError> {

@@ -31,6 +31,45 @@ pub trait Storage: Send + Sync {
     async fn delete(&self, uuid: &str) -> Result<bool, StorageError>;
 }
 
+/// A vCon read back from a storage for the read fallback.
+#[derive(Debug, Clone)]
+pub struct ReadBack {
+    /// The storage that had it.
+    pub storage: String,
+    /// The document, canonicalised as the Python conserver does on this path.
+    pub document: serde_json::Map<String, serde_json::Value>,
+    /// The same document as JSON text.
+    pub json: String,
+}
+
+/// The read fallback shared by the API and the workers: look for `uuid` in
+/// `storages`, in order; the first hit that is a JSON object is canonicalised and
+/// returned. A storage that fails is skipped with a warning.
+pub async fn read_back(storages: &[Arc<dyn Storage>], uuid: &str) -> Option<ReadBack> {
+    for storage in storages {
+        let text = match storage.get(uuid).await {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(storage = storage.name(), vcon_uuid = uuid, %error, "storage read failed; trying the next one");
+                continue;
+            }
+        };
+        let Ok(document) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) else {
+            tracing::warn!(
+                storage = storage.name(),
+                vcon_uuid = uuid,
+                "storage holds something that is not a JSON object"
+            );
+            continue;
+        };
+        let document = conserver_core::canonicalize(document);
+        let json = serde_json::Value::Object(document.clone()).to_string();
+        return Some(ReadBack { storage: storage.name().to_string(), document, json });
+    }
+    None
+}
+
 /// Build the storage `name` from its config entry. Options are checked here; no
 /// connection is made until the storage is used.
 pub fn build(name: &str, def: &StorageDef) -> Result<Arc<dyn Storage>, StorageError> {
