@@ -138,3 +138,53 @@ fn bad_options_are_refused_when_the_config_loads() {
         assert!(error.to_string().contains("bad"), "{error}");
     }
 }
+
+/// A local HTTP server standing in for a webhook receiver: records what it gets.
+async fn receiver(status: u16) -> (String, Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<(String, Value)>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::Json<Value>| {
+            let record = record.clone();
+            async move {
+                let token = headers.get("x-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                record.lock().unwrap().push((token, body.0));
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn webhook_storage_posts_each_vcon_with_the_headers() {
+    let (url, seen) = receiver(200).await;
+    let hook = storage("storage.webhook", json!({"webhook-urls": [url], "headers": {"x-token": "t0k"}}));
+    let (uuid, json) = fixtures().into_iter().find(|(_, j)| j.contains("\"vcon\":\"0.0.1\"")).unwrap();
+    hook.save(&uuid, &json).await.unwrap();
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "t0k");
+    assert_eq!(got[0].1["vcon"], "0.3.0", "0.0.1 is sent as 0.3.0, as the Python backend does");
+    assert_eq!(got[0].1["uuid"], uuid.as_str());
+    assert_eq!(hook.get(&uuid).await.unwrap(), None, "write-only");
+
+    let (failing, _) = receiver(503).await;
+    let error = storage("storage.webhook", json!({"webhook-urls": [failing]})).save(&uuid, &json).await.unwrap_err();
+    assert!(error.to_string().contains("503"), "{error}");
+    assert!(
+        build(
+            "bad",
+            &StorageDef {
+                module: "storage.webhook".into(),
+                options: Some(json!({"webhook-urls": ["ftp://x"]})),
+                ..StorageDef::default()
+            }
+        )
+        .is_err()
+    );
+}
