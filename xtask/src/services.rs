@@ -136,3 +136,17 @@ pub fn ensure_redis_cluster() -> Result<()> {
     }
     bail!("the Redis Cluster on ports {CLUSTER_PORTS:?} did not reach cluster_state:ok")
 }
+
+/// Make sure `moto_server` (an S3-compatible HTTP server from PyPI) is installed;
+/// the S3 tests start their own on a loopback port.
+pub fn ensure_moto() -> Result<()> {
+    if installed("moto_server") {
+        return Ok(());
+    }
+    let pip = if installed("pip3") { "pip3" } else { "pip" };
+    run(pip, &["install", "--quiet", "moto[server]"])?;
+    if !installed("moto_server") {
+        bail!("moto_server is still not on PATH after `{pip} install moto[server]`");
+    }
+    Ok(())
+}

@@ -7,6 +7,7 @@ mod error;
 mod file;
 mod postgres;
 mod redis_storage;
+mod s3;
 mod webhook;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use error::StorageError;
 pub use file::{FileOptions, FileStorage};
 pub use postgres::{PostgresOptions, PostgresStorage};
 pub use redis_storage::{RedisStorage, RedisStorageOptions};
+pub use s3::{S3Options, S3Storage};
 pub use webhook::{WebhookOptions, WebhookStorage};
 
 /// A place vCons are written to (and, for read-capable backends, read back from).
@@ -81,6 +83,7 @@ pub fn build(name: &str, def: &StorageDef) -> Result<Arc<dyn Storage>, StorageEr
         "file" => Ok(Arc::new(FileStorage::new(name, FileOptions::from_value(name, options)?))),
         "postgres" => Ok(Arc::new(PostgresStorage::new(name, options)?)),
         "webhook" => Ok(Arc::new(WebhookStorage::new(name, options)?)),
+        "s3" => Ok(Arc::new(S3Storage::new(name, options)?)),
         "redis_storage" | "redis" => {
             let server = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
             Ok(Arc::new(RedisStorage::new(name, options, server.as_deref())?))

@@ -188,3 +188,63 @@ async fn webhook_storage_posts_each_vcon_with_the_headers() {
         .is_err()
     );
 }
+
+/// A moto S3 server on a loopback port (installed by `cargo xtask test`), with a
+/// bucket created; killed on drop.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Moto {
+    async fn start(bucket: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        #[allow(clippy::zombie_processes)] // reaped in Drop
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server is missing: run `cargo xtask test` (it installs moto[server]) or `pip install moto[server]`");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client.put(format!("{endpoint}/{bucket}")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Self { child, endpoint };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("moto_server did not start on {endpoint}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn s3_round_trips_every_fixture_with_the_python_key_layout() {
+    let moto = Moto::start("vcons").await;
+    let options = json!({
+        "aws_access_key_id": "test", "aws_secret_access_key": "test", "aws_bucket": "vcons",
+        "aws_region": "us-east-1", "endpoint_url": moto.endpoint, "s3_path": "archive/"
+    });
+    let s3 = storage("storage.s3", options);
+    round_trips_every_fixture(s3.clone()).await;
+    // The layout: the dated object and the lookup pointer.
+    let uuid = uuid::Uuid::new_v4().to_string();
+    s3.save(&uuid, &format!(r#"{{"uuid":"{uuid}","created_at":"2025-12-10T15:30:00Z"}}"#)).await.unwrap();
+    let listing = reqwest::Client::new()
+        .get(format!("{}/vcons?list-type=2&prefix=archive/", moto.endpoint))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listing.contains(&format!("<Key>archive/lookup/{uuid}.txt</Key>")), "{listing}");
+    assert!(listing.contains(&format!("<Key>archive/2025/12/10/{uuid}.vcon</Key>")), "{listing}");
+}
