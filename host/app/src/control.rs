@@ -48,6 +48,9 @@ pub struct ConfigStore {
     live: RwLock<Arc<LiveConfig>>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     replacing: Mutex<()>,
+    /// Bumped on every swap, so the file watcher can tell its own reloads from
+    /// writes made through `POST /config`.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl ConfigStore {
@@ -59,7 +62,15 @@ impl ConfigStore {
         live: LiveConfig,
         snapshots: watch::Sender<Arc<Snapshot>>,
     ) -> Self {
-        Self { path, links_dir, runtime, live: RwLock::new(Arc::new(live)), snapshots, replacing: Mutex::new(()) }
+        Self {
+            path,
+            links_dir,
+            runtime,
+            live: RwLock::new(Arc::new(live)),
+            snapshots,
+            replacing: Mutex::new(()),
+            generation: Default::default(),
+        }
     }
 
     /// Build everything a config needs (components compiled off the executor)
@@ -98,7 +109,13 @@ impl ConfigStore {
         files
     }
 
+    /// How many times a config has been swapped in.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn swap(&self, live: LiveConfig, snapshot: Snapshot) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match self.live.write() {
             Ok(mut guard) => *guard = Arc::new(live),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(live),

@@ -31,6 +31,7 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 /// Watch until `shutdown`.
 pub async fn watch(store: Arc<ConfigStore>, shutdown: CancellationToken) {
     let mut seen = stamp(&store.watched_files());
+    let mut generation = store.generation();
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
@@ -43,6 +44,12 @@ pub async fn watch(store: Arc<ConfigStore>, shutdown: CancellationToken) {
         // Let a writer finish (editors write in several steps) before reading.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let now = stamp(&store.watched_files());
+        if store.generation() != generation {
+            // `POST /config` wrote the file and swapped it in already.
+            seen = now;
+            generation = store.generation();
+            continue;
+        }
         match store.reload_from_file().await {
             Ok(()) => tracing::info!("configuration reloaded from disk"),
             Err(ConfigRejected::Invalid(error) | ConfigRejected::Failed(error)) => {
@@ -50,5 +57,6 @@ pub async fn watch(store: Arc<ConfigStore>, shutdown: CancellationToken) {
             }
         }
         seen = now;
+        generation = store.generation();
     }
 }
