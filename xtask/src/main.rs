@@ -41,8 +41,13 @@ fn main() -> Result<()> {
     }
 }
 
+/// The checkout `cargo xtask` runs in. `cargo run` sets CARGO_MANIFEST_DIR for the
+/// process; the compile-time value is only a fallback, because a binary in a shared
+/// target directory may have been built from another checkout.
 fn repo_root() -> Result<PathBuf> {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest_dir.parent().map(Path::to_path_buf).context("xtask must live in <repo>/xtask")
 }
 
