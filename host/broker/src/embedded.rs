@@ -67,6 +67,9 @@ pub struct EmbeddedBroker {
     writer: SqlitePool,
     reader: SqlitePool,
     pushed: Arc<Notify>,
+    /// Whether the previous run's leftovers were returned (only needed once: this
+    /// process owns the store, so no other worker can die while it runs).
+    reclaimed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn now_secs() -> i64 {
@@ -96,7 +99,7 @@ impl EmbeddedBroker {
             .connect_with(options.read_only(true))
             .await
             .op("open for reading")?;
-        Ok(Self { writer, reader, pushed: Arc::new(Notify::new()) })
+        Ok(Self { writer, reader, pushed: Arc::new(Notify::new()), reclaimed: Arc::default() })
     }
 
     /// Move the head of `list` to the tail of `processing`, in one statement.
@@ -282,6 +285,9 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn reclaim_dead(&self, live: &[String]) -> Result<u64> {
+        if self.reclaimed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(0);
+        }
         let names: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT list FROM list_items WHERE list LIKE '{%}:processing:%'")
                 .fetch_all(&self.writer)
@@ -321,6 +327,7 @@ impl Broker for EmbeddedBroker {
             }
             returned += moved;
         }
+        self.reclaimed.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(returned)
     }
 
