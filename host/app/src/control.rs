@@ -15,13 +15,10 @@ use conserver_runtime::Runtime;
 use serde_json::Value;
 use tokio::sync::{Mutex, watch};
 
-/// Builds the API's view of a config: its document, ingress keys and storages.
-pub fn live_config(config: &Config, document: Value) -> Result<LiveConfig, String> {
-    let mut storages = Vec::with_capacity(config.storages.len());
-    for (name, def) in &config.storages {
-        storages.push(conserver_storage::build(name, def).map_err(|e| e.to_string())?);
-    }
-    Ok(LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages })
+/// The API's view of a config: its document, ingress keys, and the storages the
+/// snapshot built (one set of connections for workers and API).
+pub fn live_config(config: &Config, document: Value, snapshot: &Snapshot) -> LiveConfig {
+    LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages: snapshot.storages() }
 }
 
 /// Load every link and storage `config` names (CPU-heavy on a cold cache).
@@ -51,6 +48,8 @@ pub struct ConfigStore {
     /// Bumped on every swap, so the file watcher can tell its own reloads from
     /// writes made through `POST /config`.
     generation: std::sync::atomic::AtomicU64,
+    /// The files the watcher polls, refreshed on every swap.
+    watched: RwLock<Vec<PathBuf>>,
 }
 
 impl ConfigStore {
@@ -62,6 +61,7 @@ impl ConfigStore {
         live: LiveConfig,
         snapshots: watch::Sender<Arc<Snapshot>>,
     ) -> Self {
+        let watched = watched_for(&path, &snapshots.borrow());
         Self {
             path,
             links_dir,
@@ -70,16 +70,18 @@ impl ConfigStore {
             snapshots,
             replacing: Mutex::new(()),
             generation: Default::default(),
+            watched: RwLock::new(watched),
         }
     }
 
     /// Build everything a config needs (components compiled off the executor)
     /// without touching what is running.
     async fn prepare(&self, config: Config, document: Value) -> Result<(LiveConfig, Snapshot), ConfigRejected> {
-        let live = live_config(&config, document).map_err(ConfigRejected::Invalid)?;
+        let ingress_auth = config.ingress_auth.clone();
         let snapshot = build_snapshot(config, &self.path, &self.links_dir, self.runtime.clone())
             .await
             .map_err(ConfigRejected::Invalid)?;
+        let live = LiveConfig { document, ingress_auth, storages: snapshot.storages() };
         Ok((live, snapshot))
     }
 
@@ -94,19 +96,12 @@ impl ConfigStore {
         Ok(())
     }
 
-    /// The config file and every component file the running config loads.
+    /// The config file and every component file the running config names.
     pub fn watched_files(&self) -> Vec<PathBuf> {
-        let mut files = vec![self.path.clone()];
-        if let Ok(config) = Config::load(&self.path) {
-            let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
-            files.extend(
-                config
-                    .links
-                    .values()
-                    .filter_map(|def| conserver_pipeline::resolve_component(def, &dir, &self.links_dir)),
-            );
+        match self.watched.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
-        files
     }
 
     /// How many times a config has been swapped in.
@@ -116,12 +111,21 @@ impl ConfigStore {
 
     fn swap(&self, live: LiveConfig, snapshot: Snapshot) {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let watched = watched_for(&self.path, &snapshot);
+        match self.watched.write() {
+            Ok(mut guard) => *guard = watched,
+            Err(poisoned) => *poisoned.into_inner() = watched,
+        }
         match self.live.write() {
             Ok(mut guard) => *guard = Arc::new(live),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
         }
         self.snapshots.send_replace(Arc::new(snapshot));
     }
+}
+
+fn watched_for(config_file: &Path, snapshot: &Snapshot) -> Vec<PathBuf> {
+    std::iter::once(config_file.to_path_buf()).chain(snapshot.component_files().iter().cloned()).collect()
 }
 
 /// Write `text` to `path` atomically: a temp file in the same directory, renamed.
@@ -149,10 +153,7 @@ impl ConfigControl for ConfigStore {
         let _one_at_a_time = self.replacing.lock().await;
         let config =
             Config::from_document(&document, &self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
-        let live = live_config(&config, document.clone()).map_err(ConfigRejected::Invalid)?;
-        let snapshot = build_snapshot(config, &self.path, &self.links_dir, self.runtime.clone())
-            .await
-            .map_err(ConfigRejected::Invalid)?;
+        let (live, snapshot) = self.prepare(config, document.clone()).await?;
         let text = serde_yaml_ng::to_string(&document).map_err(|e| ConfigRejected::Failed(e.to_string()))?;
         write_atomically(&self.path, &text)
             .map_err(|e| ConfigRejected::Failed(format!("cannot write {}: {e}", self.path.display())))?;

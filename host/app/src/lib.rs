@@ -83,11 +83,11 @@ async fn serve(settings: Settings) -> Result<()> {
     tracing::info!(config = %settings.config_file.display(), links_dir = %settings.links_dir.display(), "configuration loaded");
     let broker = connect_broker(&settings).await?;
     let runtime = new_runtime(&settings)?;
-    let live = live_config(&config, document).map_err(anyhow::Error::msg)?;
     let followers = config.followers.clone();
-    let snapshot = build_snapshot(config, &settings.config_file, &settings.links_dir, runtime.clone())
+    let snapshot = build_snapshot(config.clone(), &settings.config_file, &settings.links_dir, runtime.clone())
         .await
         .map_err(anyhow::Error::msg)?;
+    let live = live_config(&config, document, &snapshot);
     tracing::info!(broker = broker.backend(), ingress_lists = ?snapshot.ingress_lists(), pooling = runtime.is_pooling(), "ready");
     let (snapshot_tx, snapshots) = tokio::sync::watch::channel(Arc::new(snapshot));
     let control = Arc::new(ConfigStore::new(

@@ -49,6 +49,8 @@ pub struct ChainPlan {
 pub struct Snapshot {
     chains: HashMap<String, Arc<ChainPlan>>,
     ingress_lists: Vec<String>,
+    storages: Arc<Vec<Arc<dyn Storage>>>,
+    component_files: Vec<PathBuf>,
 }
 
 /// Where the component for a link lives: its `component:` path (relative to the
@@ -85,6 +87,9 @@ impl Snapshot {
             fallback.push(storage);
         }
         let fallback_storages = Arc::new(fallback);
+        snapshot.storages = fallback_storages.clone();
+        snapshot.component_files =
+            config.links.values().filter_map(|def| resolve_component(def, config_dir, links_dir)).collect();
         let consumed_lists: Arc<HashSet<String>> =
             Arc::new(config.enabled_chains().flat_map(|(_, chain)| chain.ingress_lists.iter().cloned()).collect());
         for (chain_name, chain) in config.enabled_chains() {
@@ -156,5 +161,16 @@ impl Snapshot {
     /// Every ingress list, in config order.
     pub fn ingress_lists(&self) -> &[String] {
         &self.ingress_lists
+    }
+
+    /// Every configured storage, in config order (built once per config version and
+    /// shared by the workers and the API).
+    pub fn storages(&self) -> Vec<Arc<dyn Storage>> {
+        self.storages.as_ref().clone()
+    }
+
+    /// The component file of every configured link, for the file watcher.
+    pub fn component_files(&self) -> &[PathBuf] {
+        &self.component_files
     }
 }
