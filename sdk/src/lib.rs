@@ -27,14 +27,24 @@
 //! ([`Party`], [`Dialog`], [`Analysis`], [`Attachment`]) are available for reading and
 //! building entries; they keep unknown fields too.
 //!
+//! Capabilities are granted per link in the config and denied otherwise:
+//! [`http`] (outbound requests to the hosts in `allowed_outbound_hosts`),
+//! [`secrets`] (the names in `secrets:`) and a private [`cache`]. Directives
+//! ([`Directive::RouteTo`], [`Directive::ExpireAfterSecs`]) ask the host to route
+//! or expire the vCon after the step.
+//!
 //! Build with `cargo build --release --target wasm32-wasip2`; the output `.wasm` is
 //! the component the host loads (`component:` in the config).
 
 #![deny(missing_docs)]
 
+pub mod cache;
 mod context;
 mod error;
+pub mod http;
 pub mod log;
+pub mod secrets;
+pub mod tracer;
 mod vcon;
 mod verdict;
 
@@ -48,6 +58,24 @@ pub mod bindings {
         default_bindings_module: "conserver_link_sdk::bindings",
         pub_export_macro: true,
         export_macro_name: "export_link_world",
+    });
+}
+
+/// Bindings generated from the `tracer-component` world; [`export_tracer!`] wires a
+/// [`tracer::Tracer`] to them.
+#[doc(hidden)]
+pub mod tracer_bindings {
+    wit_bindgen::generate!({
+        world: "tracer-component",
+        path: "../wit",
+        default_bindings_module: "conserver_link_sdk::tracer_bindings",
+        pub_export_macro: true,
+        export_macro_name: "export_tracer_world",
+        with: {
+            "vcon:conserver/log@0.1.0": crate::bindings::vcon::conserver::log,
+            "vcon:conserver/secrets@0.1.0": crate::bindings::vcon::conserver::secrets,
+            "vcon:conserver/cache@0.1.0": crate::bindings::vcon::conserver::cache,
+        },
     });
 }
 
@@ -115,6 +143,18 @@ macro_rules! export_link {
 pub mod __private {
     use crate::bindings::vcon::conserver::types as wit;
     use crate::{Context, Link, LinkError, Vcon};
+
+    /// Decode the inputs, run the tracer.
+    #[cfg(target_arch = "wasm32")]
+    pub fn trace<T: crate::tracer::Tracer>(
+        point: crate::tracer_bindings::exports::vcon::conserver::tracer::TracePoint,
+        vcon: String,
+    ) -> Result<(), String> {
+        let point = crate::tracer::from_wit(point)?;
+        let vcon =
+            Vcon::from_json(&vcon).map_err(|e| format!("the host sent a vCon that is not a JSON object: {e}"))?;
+        T::trace(&point, &vcon)
+    }
 
     /// Decode the inputs, run the link, encode its answer.
     pub fn run<L: Link>(context: wit::Context, vcon: String) -> Result<wit::Verdict, wit::LinkError> {

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 mod bad_input;
+mod capabilities;
 mod end_to_end;
 mod example_config;
 mod faults;

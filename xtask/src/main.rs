@@ -22,10 +22,24 @@ mod services;
 /// The native target the links' unit tests run on.
 const HOST_TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
-/// Standard links shipped with conserver (`module: links.<name>`).
-const STANDARD_LINKS: &[&str] = &["tag"];
-/// Fixture components used only by tests.
-const FIXTURES: &[&str] = &["echo", "spin", "grow", "panic", "sleep", "probe"];
+/// Where each component of the links workspace goes under `<profile>/links`:
+/// `links/<name>` → `<name>.wasm`, `links/testing/<name>` → `testing/`, and
+/// `links/tracers/<name>` → `tracers/`.
+fn link_crates(root: &Path) -> Result<Vec<(String, &'static str)>> {
+    let mut crates = Vec::new();
+    for (dir, sub) in [("", ""), ("testing", "testing"), ("tracers", "tracers")] {
+        let base = root.join("links").join(dir);
+        let Ok(entries) = std::fs::read_dir(&base) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.join("Cargo.toml").is_file() && path.join("src/lib.rs").is_file() {
+                crates.push((entry.file_name().to_string_lossy().into_owned(), sub));
+            }
+        }
+    }
+    crates.sort();
+    Ok(crates)
+}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -92,16 +106,15 @@ fn build_links(root: &Path, profiles: &[&str]) -> Result<()> {
             .env("CARGO_TARGET_DIR", &wasm_target),
     )?;
     let built = wasm_target.join("wasm32-wasip2").join("release");
+    let crates = link_crates(root)?;
     for profile in profiles {
         let links = target.join(profile).join("links");
-        let testing = links.join("testing");
-        std::fs::create_dir_all(&testing).with_context(|| format!("creating {}", testing.display()))?;
-        for (names, dir) in [(STANDARD_LINKS, &links), (FIXTURES, &testing)] {
-            for name in names {
-                let from = built.join(format!("{name}.wasm"));
-                let to = dir.join(format!("{name}.wasm"));
-                std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-            }
+        for (name, sub) in &crates {
+            let dir = links.join(sub);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let from = built.join(format!("{name}.wasm"));
+            let to = dir.join(format!("{name}.wasm"));
+            std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
         }
     }
     eprintln!("xtask: links ready in {}/<profile>/links", target.display());

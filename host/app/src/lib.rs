@@ -22,7 +22,7 @@ use conserver_api::{ApiSettings, ApiState};
 use conserver_broker::{Broker, EmbeddedBroker, RedisBroker};
 use conserver_config::{BrokerChoice, Config, Settings};
 use conserver_core::EgressFormat;
-use conserver_pipeline::{ProcessOptions, WorkerSettings, Workers};
+use conserver_pipeline::{BrokerLinkCache, ProcessOptions, WorkerSettings, Workers};
 use conserver_runtime::{Runtime, RuntimeOptions};
 
 use crate::cli::{Cli, Command};
@@ -82,7 +82,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let document = Config::read_document(&settings.config_file)?;
     tracing::info!(config = %settings.config_file.display(), links_dir = %settings.links_dir.display(), "configuration loaded");
     let broker = connect_broker(&settings).await?;
-    let runtime = new_runtime(&settings)?;
+    let runtime = new_runtime(&settings)?.with_link_cache(Arc::new(BrokerLinkCache(broker.clone())));
     let followers = config.followers.clone();
     let snapshot = build_snapshot(config.clone(), &settings.config_file, &settings.links_dir, runtime.clone())
         .await

@@ -46,6 +46,11 @@ CREATE TABLE IF NOT EXISTS party_terms (
     term       TEXT PRIMARY KEY,
     expires_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS link_cache (
+    key        TEXT PRIMARY KEY,
+    value      BLOB NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dlq_reasons (
     list   TEXT NOT NULL,
     uuid   TEXT NOT NULL,
@@ -329,6 +334,45 @@ impl Broker for EmbeddedBroker {
         }
         self.reclaimed.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(returned)
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT value FROM link_cache WHERE key = ?1 AND expires_at > ?2")
+            .bind(key)
+            .bind(now_secs())
+            .fetch_optional(&self.reader)
+            .await
+            .op("get cache entry")
+    }
+
+    async fn cache_set(&self, key: &str, value: &[u8], ttl_secs: u64) -> Result<()> {
+        let now = now_secs();
+        // Expired entries go as new ones arrive, a few at a time.
+        sqlx::query("DELETE FROM link_cache WHERE key IN (SELECT key FROM link_cache WHERE expires_at <= ?1 LIMIT 16)")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .op("expire cache entries")?;
+        sqlx::query(
+            "INSERT INTO link_cache (key, value, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now.saturating_add(secs(ttl_secs.max(1))))
+        .execute(&self.writer)
+        .await
+        .op("set cache entry")?;
+        Ok(())
+    }
+
+    async fn cache_delete(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM link_cache WHERE key = ?1")
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .op("delete cache entry")?;
+        Ok(())
     }
 
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>> {

@@ -132,6 +132,14 @@ pub trait Broker: Send + Sync + 'static {
     async fn search(&self, terms: &[String]) -> Result<Vec<String>>;
     /// The uuid of every stored vCon document.
     async fn vcon_uuids(&self) -> Result<Vec<String>>;
+
+    /// Link cache: the value under `key` (already namespaced by link), unless it
+    /// expired or was never set.
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Link cache: store `value` under `key` for `ttl_secs` (at least 1).
+    async fn cache_set(&self, key: &str, value: &[u8], ttl_secs: u64) -> Result<()>;
+    /// Link cache: forget `key`.
+    async fn cache_delete(&self, key: &str) -> Result<()>;
 }
 
 /// Takes uuids from ingress lists into a processing list.

@@ -14,6 +14,7 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInf
 use redis::{AsyncCommands, Value};
 
 use crate::error::RedisContext;
+use crate::keys::link_cache_key;
 use crate::redis_conn::{Batch, Conn, Opener};
 use crate::{
     Broker, BrokerError, Popped, Popper, Result, Ttl, WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key,
@@ -189,6 +190,18 @@ impl Broker for RedisBroker {
             conn.hdel::<_, _, ()>(WORKERS_KEY, &worker).await.op("HDEL worker")?;
         }
         Ok(returned)
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.conn().get(link_cache_key(key)).await.op("GET link cache")
+    }
+
+    async fn cache_set(&self, key: &str, value: &[u8], ttl_secs: u64) -> Result<()> {
+        self.conn().set_ex(link_cache_key(key), value, ttl_secs.max(1)).await.op("SET link cache")
+    }
+
+    async fn cache_delete(&self, key: &str) -> Result<()> {
+        self.conn().del::<_, ()>(link_cache_key(key)).await.op("DEL link cache")
     }
 
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>> {

@@ -214,6 +214,19 @@ async fn stored_documents_are_enumerable(broker: Arc<dyn Broker>) {
     assert!(!broker.vcon_uuids().await.unwrap().contains(&uuid));
 }
 
+async fn link_cache_entries_are_kept_replaced_and_expire(broker: Arc<dyn Broker>) {
+    let key = unique("link:token");
+    assert_eq!(broker.cache_get(&key).await.unwrap(), None);
+    broker.cache_set(&key, b"one", 60).await.unwrap();
+    broker.cache_set(&key, &[0, 159, 146, 150], 60).await.unwrap(); // not UTF-8
+    assert_eq!(broker.cache_get(&key).await.unwrap().as_deref(), Some(&[0, 159, 146, 150][..]));
+    broker.cache_delete(&key).await.unwrap();
+    assert_eq!(broker.cache_get(&key).await.unwrap(), None);
+    broker.cache_set(&key, b"short", 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(broker.cache_get(&key).await.unwrap(), None, "expired");
+}
+
 async fn a_dead_workers_items_return_to_the_head_in_order(broker: Arc<dyn Broker>) {
     let (list, dead, live) = (unique("in"), unique("dead"), unique("live"));
     broker.push(&list, &["a".into(), "b".into(), "c".into(), "d".into()]).await.unwrap();
@@ -282,4 +295,5 @@ both_backends!(
     items_move_between_lists_in_order,
     stored_documents_are_enumerable,
     a_dead_workers_items_return_to_the_head_in_order,
+    link_cache_entries_are_kept_replaced_and_expire,
 );

@@ -96,6 +96,20 @@ impl AllowedHost {
     }
 }
 
+impl AllowedHost {
+    /// Whether this entry deliberately opens `ip`, an internal address that `host`
+    /// resolved to: the entry names that host (or address) exactly, or is a CIDR
+    /// block containing it. Wildcards never open internal addresses.
+    pub fn allows_internal(&self, host: &str, ip: IpAddr) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        match &self.host {
+            HostPattern::Exact(name) => *name == host,
+            HostPattern::Cidr(network, bits) => in_cidr(ip, *network, *bits),
+            HostPattern::Any | HostPattern::Suffix(_) => false,
+        }
+    }
+}
+
 fn split_host_port(rest: &str) -> (&str, Option<&str>) {
     if let Some(stripped) = rest.strip_prefix('[')
         && let Some((host, tail)) = stripped.split_once(']')

@@ -24,9 +24,12 @@ pub struct Config {
     /// Chains by name: which lists they read, which links they run, where they write.
     #[serde(default, deserialize_with = "null_as_default")]
     pub chains: IndexMap<String, ChainDef>,
-    /// Tracers by name (run around every link; accepted, not run yet).
+    /// Tracers by name: components called before a chain's first link and after
+    /// each link (the same keys as a link: `module: tracers.<name>` or
+    /// `component:`, `options`, limits and grants). Every chain runs all of them,
+    /// unless it lists its own under `tracers:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracers: Option<IndexMap<String, Value>>,
+    pub tracers: Option<IndexMap<String, LinkDef>>,
     /// Per-ingress-list API keys for `POST /vcon/external-ingress`: list name → key
     /// or list of keys.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -70,6 +73,12 @@ pub struct LinkDef {
     /// named by `<NAME>_FILE`). Empty: none.
     #[serde(default, deserialize_with = "null_as_default")]
     pub secrets: Vec<String>,
+    /// Lists the link may route a vCon to (`route-to` directives), besides any
+    /// chain's ingress or egress list and the list names in its own options (so a
+    /// Python `tag_router` config works unchanged). A route anywhere else sends the
+    /// vCon to the DLQ with the list named.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub allowed_routes: Vec<String>,
     /// Python pip package name: accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pip_name: Option<String>,
@@ -283,27 +292,30 @@ impl Config {
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |key: String, problem: String| ConfigError::Invalid { path: path.to_path_buf(), key, problem };
-        for (name, link) in &self.links {
+        let tracers = self.tracers.iter().flatten().map(|(name, def)| ("tracers", name, def));
+        for (section, name, link) in self.links.iter().map(|(name, def)| ("links", name, def)).chain(tracers) {
             if link.module.is_none() && link.component.is_none() {
                 return Err(invalid(
-                    format!("links.{name}"),
-                    "has neither `module` nor `component`; add `module: links.<name>` or `component: path/to/link.wasm`"
-                        .into(),
+                    format!("{section}.{name}"),
+                    format!(
+                        "has neither `module` nor `component`; add `module: {section}.<name>` or `component: path/to/{}.wasm`",
+                        if section == "links" { "link" } else { "tracer" }
+                    ),
                 ));
             }
             if let Some(options) = &link.options
                 && !(options.is_object() || options.is_null())
             {
-                return Err(invalid(format!("links.{name}.options"), "must be a mapping".into()));
+                return Err(invalid(format!("{section}.{name}.options"), "must be a mapping".into()));
             }
             for (i, entry) in link.allowed_outbound_hosts.iter().enumerate() {
                 AllowedHost::parse(entry)
-                    .map_err(|e| invalid(format!("links.{name}.allowed_outbound_hosts[{i}]"), e))?;
+                    .map_err(|e| invalid(format!("{section}.{name}.allowed_outbound_hosts[{i}]"), e))?;
             }
             for (i, secret) in link.secrets.iter().enumerate() {
                 if secret.is_empty() || !secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(invalid(
-                        format!("links.{name}.secrets[{i}]"),
+                        format!("{section}.{name}.secrets[{i}]"),
                         format!(
                             "`{secret}` is not a secret name (an environment variable name such as OPENAI_API_KEY)"
                         ),

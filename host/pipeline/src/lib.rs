@@ -12,12 +12,14 @@
 //! `DLQ:{ingress}` with a reason naming the step and cause; the worker goes on.
 
 mod error;
+mod link_cache;
 mod plan;
 mod process;
 mod worker;
 
 pub use error::PipelineError;
-pub use plan::{ChainPlan, LinkStep, Snapshot, resolve_component};
+pub use link_cache::BrokerLinkCache;
+pub use plan::{ChainPlan, LinkStep, Snapshot, TracerStep, resolve_component};
 pub use process::Outcome;
 pub use process::{Failure, ProcessOptions, process_vcon};
 pub use worker::{WorkerSettings, Workers, worker_id};

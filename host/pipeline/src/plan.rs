@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use conserver_config::{Config, LinkDef, StorageDef, StorageFailure};
-use conserver_runtime::{LoadedLink, Runtime};
+use conserver_config::{AllowedHost, Config, LinkDef, StorageDef, StorageFailure};
+use conserver_runtime::{Grants, LoadedLink, LoadedTracer, Runtime};
 use conserver_storage::Storage;
 
 use crate::PipelineError;
@@ -19,6 +19,21 @@ pub struct LinkStep {
     pub link: LoadedLink,
     /// The options object handed to every call.
     pub options_json: Arc<str>,
+    /// Lists the link may route to: every chain's ingress and egress lists, the
+    /// link's `allowed_routes`, and the strings in its options.
+    pub allowed_routes: Arc<HashSet<String>>,
+}
+
+/// A tracer as a chain runs it.
+#[derive(Clone)]
+pub struct TracerStep {
+    /// The loaded component.
+    pub tracer: LoadedTracer,
+    /// Its options as a JSON object.
+    pub options_json: Arc<str>,
+    /// `options.dlq_vcon_on_error`: a failing tracer dead-letters the vCon
+    /// (otherwise it is logged).
+    pub dlq_on_error: bool,
 }
 
 /// A chain ready to run.
@@ -27,6 +42,10 @@ pub struct ChainPlan {
     pub name: String,
     /// Links in order.
     pub links: Vec<LinkStep>,
+    /// The links' names, in order (what tracers are told).
+    pub link_names: Arc<[String]>,
+    /// Tracers called before the first link and after each link.
+    pub tracers: Vec<TracerStep>,
     /// Storages in order.
     pub storages: Vec<Arc<dyn Storage>>,
     /// Lists the uuid goes to after success.
@@ -61,8 +80,46 @@ pub fn resolve_component(def: &LinkDef, config_dir: &Path, links_dir: &Path) -> 
         return Some(if path.is_absolute() { path.clone() } else { config_dir.join(path) });
     }
     let module = def.module.as_deref()?;
+    if let Some(tracer) = module.strip_prefix("tracers.") {
+        return Some(links_dir.join("tracers").join(format!("{tracer}.wasm")));
+    }
     let name = module.strip_prefix("links.").unwrap_or(module);
     Some(links_dir.join(format!("{name}.wasm")))
+}
+
+/// Python truthiness of an option value.
+fn truthy(value: Option<&serde_json::Value>) -> bool {
+    match value {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
+        Some(serde_json::Value::String(s)) => !s.is_empty(),
+        Some(serde_json::Value::Array(a)) => !a.is_empty(),
+        Some(serde_json::Value::Object(o)) => !o.is_empty(),
+    }
+}
+
+/// Every string in `value`, at any depth (list names a link's options mention).
+fn collect_strings(value: &serde_json::Value, out: &mut HashSet<String>) {
+    match value {
+        serde_json::Value::String(text) => {
+            out.insert(text.clone());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_strings(item, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|item| collect_strings(item, out)),
+        _ => {}
+    }
+}
+
+/// What a link's config grants it: its allow-list (already validated when the
+/// config was parsed), its secrets, and its credential-looking options to scrub.
+fn grants(def: &LinkDef) -> Grants {
+    let allowed = def.allowed_outbound_hosts.iter().filter_map(|entry| AllowedHost::parse(entry).ok()).collect();
+    let grants = Grants::new(allowed, &def.secrets);
+    match &def.options {
+        Some(options) => grants.with_sensitive_options(options),
+        None => grants,
+    }
 }
 
 impl Snapshot {
@@ -88,10 +145,30 @@ impl Snapshot {
         }
         let fallback_storages = Arc::new(fallback);
         snapshot.storages = fallback_storages.clone();
-        snapshot.component_files =
-            config.links.values().filter_map(|def| resolve_component(def, config_dir, links_dir)).collect();
+        snapshot.component_files = config
+            .links
+            .values()
+            .chain(config.tracers.iter().flatten().map(|(_, def)| def))
+            .filter_map(|def| resolve_component(def, config_dir, links_dir))
+            .collect();
         let consumed_lists: Arc<HashSet<String>> =
             Arc::new(config.enabled_chains().flat_map(|(_, chain)| chain.ingress_lists.iter().cloned()).collect());
+        let mut tracers: Vec<(&str, TracerStep)> = Vec::new();
+        for (name, def) in config.tracers.iter().flatten() {
+            let tracer_error = |message: String| PipelineError::Link { link: format!("tracer {name}"), message };
+            let path = resolve_component(def, config_dir, links_dir)
+                .ok_or_else(|| tracer_error("has neither `module` nor `component`".into()))?;
+            let tracer = runtime
+                .load_tracer(name, &path, defaults.with(&def.limits), &grants(def))
+                .map_err(|e| tracer_error(e.to_string()))?;
+            let options = def.options.clone().filter(|o| !o.is_null()).unwrap_or_else(|| serde_json::json!({}));
+            let dlq_on_error = truthy(options.get("dlq_vcon_on_error"));
+            tracers.push((name, TracerStep { tracer, options_json: Arc::from(options.to_string()), dlq_on_error }));
+        }
+        let known_lists: Vec<String> = config
+            .enabled_chains()
+            .flat_map(|(_, chain)| chain.ingress_lists.iter().chain(chain.egress_lists.iter()).cloned())
+            .collect();
         for (chain_name, chain) in config.enabled_chains() {
             let mut links = Vec::with_capacity(chain.links.len());
             for step in &chain.links {
@@ -104,14 +181,21 @@ impl Snapshot {
                         let path = resolve_component(def, config_dir, links_dir)
                             .ok_or_else(|| link_error("has neither `module` nor `component`".into()))?;
                         let link = runtime
-                            .load(&step.name, &path, defaults.with(&def.limits))
+                            .load(&step.name, &path, defaults.with(&def.limits), &grants(def))
                             .map_err(|e| link_error(e.to_string()))?;
                         loaded.insert(&step.name, link.clone());
                         link
                     }
                 };
                 let options = step.merged_options(def.options.as_ref());
-                links.push(LinkStep { link, options_json: Arc::from(options.to_string()) });
+                let mut allowed_routes: HashSet<String> = known_lists.iter().cloned().collect();
+                allowed_routes.extend(def.allowed_routes.iter().cloned());
+                collect_strings(&options, &mut allowed_routes);
+                links.push(LinkStep {
+                    link,
+                    options_json: Arc::from(options.to_string()),
+                    allowed_routes: Arc::new(allowed_routes),
+                });
             }
             let mut chain_storages = Vec::with_capacity(chain.storages.len());
             for step in &chain.storages {
@@ -135,8 +219,15 @@ impl Snapshot {
                 };
                 chain_storages.push(storage);
             }
+            let chain_tracers = tracers
+                .iter()
+                .filter(|(name, _)| chain.tracers.as_ref().is_none_or(|wanted| wanted.iter().any(|w| w == name)))
+                .map(|(_, step)| step.clone())
+                .collect();
             let plan = Arc::new(ChainPlan {
                 name: chain_name.clone(),
+                link_names: chain.links.iter().map(|step| step.name.clone()).collect(),
+                tracers: chain_tracers,
                 links,
                 storages: chain_storages,
                 egress_lists: chain.egress_lists.clone(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use conserver_broker::{Broker, BrokerError, Popped, Ttl};
 use conserver_config::StorageFailure;
 use conserver_core::DlqReason;
-use conserver_runtime::{Action, CallContext, Directive};
+use conserver_runtime::{Action, CallContext, Directive, TracePoint};
 use conserver_storage::{Storage, StorageError};
 use futures::future::join_all;
 
@@ -112,7 +112,12 @@ async fn run_chain(
     let mut halted_by = None;
     let mut routes: Vec<String> = Vec::new();
     let mut expiry: Option<u64> = None;
-    for step in &chain.links {
+    if !chain.links.is_empty()
+        && let Err(failure) = trace(chain, uuid, -1, &vcon).await
+    {
+        return Ok(Err(failure));
+    }
+    for (index, step) in chain.links.iter().enumerate() {
         let ctx = CallContext {
             chain: &chain.name,
             vcon_uuid: uuid,
@@ -132,20 +137,33 @@ async fn run_chain(
         tracing::debug!(chain = %chain.name, link = step.link.name(), vcon_uuid = uuid, fuel_used = outcome.fuel_used, "link done");
         for directive in outcome.directives {
             match directive {
-                Directive::RouteTo(lists) => routes.extend(lists),
+                Directive::RouteTo(lists) => {
+                    if let Some(denied) = lists.iter().find(|list| !step.allowed_routes.contains(*list)) {
+                        return Ok(Err(Failure {
+                            step: step.link.name().to_string(),
+                            error: format!(
+                                "link asked to route the vCon to list `{denied}`, which this chain does not allow: add it to links.{}.allowed_routes",
+                                step.link.name()
+                            ),
+                            retryable: false,
+                        }));
+                    }
+                    routes.extend(lists);
+                }
                 Directive::ExpireAfterSecs(secs) => expiry = Some(secs),
             }
         }
-        match outcome.action {
-            Action::Proceed(Some(new_vcon)) => {
-                vcon = new_vcon;
-                changed = true;
-            }
-            Action::Proceed(None) => {}
-            Action::Halt => {
-                halted_by = Some(step.link.name().to_string());
-                break;
-            }
+        let halted = matches!(outcome.action, Action::Halt);
+        if let Action::Proceed(Some(new_vcon)) = outcome.action {
+            vcon = new_vcon;
+            changed = true;
+        }
+        if let Err(failure) = trace(chain, uuid, i32::try_from(index).unwrap_or(i32::MAX), &vcon).await {
+            return Ok(Err(failure));
+        }
+        if halted {
+            halted_by = Some(step.link.name().to_string());
+            break;
         }
     }
     if changed {
@@ -171,6 +189,32 @@ async fn run_chain(
     sent_to.extend(chain.egress_lists.iter().cloned());
     settle_ttl(broker, chain, uuid, &sent_to, expiry, options).await?;
     Ok(Ok(Outcome::Completed))
+}
+
+/// Call the chain's tracers at `link_index` (-1: before the first link). A failing
+/// tracer is logged, or dead-letters the vCon when its options say
+/// `dlq_vcon_on_error`.
+async fn trace(chain: &ChainPlan, uuid: &str, link_index: i32, vcon: &str) -> Result<(), Failure> {
+    for step in &chain.tracers {
+        let point = TracePoint {
+            chain: chain.name.clone(),
+            links: chain.link_names.to_vec(),
+            link_index,
+            in_vcon_uuid: uuid.to_string(),
+            out_vcon_uuid: uuid.to_string(),
+            options_json: step.options_json.to_string(),
+        };
+        let Err(failure) = step.tracer.trace(&point, vcon).await else { continue };
+        if step.dlq_on_error {
+            return Err(Failure {
+                step: format!("tracer:{}", step.tracer.name()),
+                retryable: failure.is_retryable(),
+                error: failure.to_string(),
+            });
+        }
+        tracing::error!(tracer = step.tracer.name(), chain = %chain.name, vcon_uuid = uuid, link_index, error = %failure, "Error in tracer");
+    }
+    Ok(())
 }
 
 /// Once a chain is done with a vCon: a TTL a link asked for was applied already;

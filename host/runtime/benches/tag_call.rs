@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use conserver_config::Limits;
 use conserver_link_sdk::Vcon;
-use conserver_runtime::{CallContext, Runtime, RuntimeOptions};
+use conserver_runtime::{CallContext, Grants, Runtime, RuntimeOptions};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::Value;
 
@@ -68,9 +68,11 @@ fn native_tag_full_parse(vcon: &str, tags: &[String]) -> String {
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
     let runtime = Runtime::new(&RuntimeOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let link = runtime.load("tag", &tag_component(), Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let link =
+        runtime.load("tag", &tag_component(), Limits::default(), &Grants::default()).unwrap_or_else(|e| panic!("{e}"));
     let echo_path = tag_component().with_file_name("testing/echo.wasm");
-    let echo = runtime.load("echo", &echo_path, Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let echo =
+        runtime.load("echo", &echo_path, Limits::default(), &Grants::default()).unwrap_or_else(|e| panic!("{e}"));
     let tags = vec!["iron".to_string(), "maiden".to_string()];
     let options = r#"{"tags":["iron","maiden"]}"#;
     let mut group = c.benchmark_group("tag");

@@ -1,11 +1,27 @@
-//! Host bindings for the `vcon:conserver@0.1.0` `link` world (the only `bindgen!`),
-//! and the plain Rust types the rest of the host uses instead of generated ones.
+//! Host bindings for the `vcon:conserver@0.1.0` worlds — `link`, and
+//! `tracer-component`, which shares the link's imports — and the plain Rust types
+//! the rest of the host uses instead of generated ones.
 
 wasmtime::component::bindgen!({
     world: "link",
     path: "../../wit",
+    imports: { "vcon:conserver/cache": async },
     exports: { default: async },
 });
+
+/// The tracer world, reusing the link world's import traits.
+pub mod tracer {
+    wasmtime::component::bindgen!({
+        world: "tracer-component",
+        path: "../../wit",
+        exports: { default: async },
+        with: {
+            "vcon:conserver/log": super::vcon::conserver::log,
+            "vcon:conserver/secrets": super::vcon::conserver::secrets,
+            "vcon:conserver/cache": super::vcon::conserver::cache,
+        },
+    });
+}
 
 pub use vcon::conserver::types as wit;
 

@@ -10,10 +10,14 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::RuntimeError;
+use crate::bindings::tracer::TracerComponentPre;
 use crate::bindings::{Link, LinkPre};
 use crate::cache::ComponentCache;
-use crate::host::HostState;
+use crate::grants::Grants;
+use crate::host::{Capabilities, HostState};
+use crate::kv::{LinkCache, MemoryCache};
 use crate::link::LoadedLink;
+use crate::tracer::LoadedTracer;
 
 /// How often the epoch ticker advances. Deadlines are measured in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -44,6 +48,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     cache: ComponentCache,
+    link_cache: Arc<dyn LinkCache>,
     pooling: bool,
 }
 
@@ -61,11 +66,21 @@ impl Runtime {
         };
         spawn_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        Link::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let engine_error = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
+        Link::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_error)?;
         let cache = ComponentCache::new(options.cache_dir.clone(), &engine);
-        Ok(Self { engine, linker: Arc::new(linker), cache, pooling })
+        let link_cache: Arc<dyn LinkCache> = Arc::new(MemoryCache::default());
+        Ok(Self { engine, linker: Arc::new(linker), cache, link_cache, pooling })
+    }
+
+    /// Keep links' `cache` entries in `cache` (shared by every worker) instead of
+    /// this process's memory. Affects links loaded afterwards.
+    #[must_use]
+    pub fn with_link_cache(mut self, cache: Arc<dyn LinkCache>) -> Self {
+        self.link_cache = cache;
+        self
     }
 
     /// Whether the pooling allocator is in use.
@@ -75,14 +90,39 @@ impl Runtime {
 
     /// Compile (or load from cache) the component at `path` and pre-instantiate it.
     /// CPU-heavy on a cache miss: call it off the async executor.
-    pub fn load(&self, name: &str, path: &Path, limits: Limits) -> Result<LoadedLink, RuntimeError> {
+    pub fn load(&self, name: &str, path: &Path, limits: Limits, grants: &Grants) -> Result<LoadedLink, RuntimeError> {
         let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
         let (component, digest) = self.cache.component(&self.engine, &bytes, path)?;
-        let not_a_link =
-            |e: wasmtime::Error| RuntimeError::NotALink { path: path.to_path_buf(), message: format!("{e:#}") };
+        let not_a_link = |e: wasmtime::Error| RuntimeError::NotALink {
+            path: path.to_path_buf(),
+            world: "link",
+            message: format!("{e:#}"),
+        };
         let pre = self.linker.instantiate_pre(&component).map_err(not_a_link)?;
         let pre = LinkPre::new(pre).map_err(not_a_link)?;
-        Ok(LoadedLink::new(name.to_string(), path.to_path_buf(), digest, pre, limits))
+        let capabilities = Capabilities::new(grants, self.link_cache.clone());
+        Ok(LoadedLink::new(name.to_string(), path.to_path_buf(), digest, pre, limits, capabilities))
+    }
+
+    /// Like [`Runtime::load`], for a tracer component (world `tracer-component`).
+    pub fn load_tracer(
+        &self,
+        name: &str,
+        path: &Path,
+        limits: Limits,
+        grants: &Grants,
+    ) -> Result<LoadedTracer, RuntimeError> {
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
+        let (component, _digest) = self.cache.component(&self.engine, &bytes, path)?;
+        let not_a_tracer = |e: wasmtime::Error| RuntimeError::NotALink {
+            path: path.to_path_buf(),
+            world: "tracer-component",
+            message: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(not_a_tracer)?;
+        let pre = TracerComponentPre::new(pre).map_err(not_a_tracer)?;
+        let capabilities = Capabilities::new(grants, self.link_cache.clone());
+        Ok(LoadedTracer::new(name.to_string(), pre, limits, capabilities))
     }
 }
 

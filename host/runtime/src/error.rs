@@ -28,10 +28,12 @@ pub enum RuntimeError {
     },
     /// The component does not implement the link world, or imports something the
     /// host does not provide.
-    #[error("{path} is not a conserver link (world vcon:conserver/link@0.1.0): {message}")]
+    #[error("{path} does not implement the world vcon:conserver/{world}@0.1.0: {message}")]
     NotALink {
         /// The file.
         path: PathBuf,
+        /// The world it should implement.
+        world: &'static str,
         /// What is missing.
         message: String,
     },

@@ -1,13 +1,51 @@
 //! Per-call host state: an empty WASI context (no files, env, args or sockets;
-//! stderr captured into a bounded buffer), the memory limiter, and the `log`
-//! import with its per-call budget.
+//! stderr captured into a bounded buffer), the memory limiter, the `log` import
+//! with its per-call budget, and the capabilities the link was granted: outbound
+//! HTTP through [`OutboundHttp`], its secrets, and its namespace of the cache.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use conserver_config::AllowedHost;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::bindings::vcon::conserver::cache::Host as CacheHost;
 use crate::bindings::vcon::conserver::log::{Host as LogHost, Level};
+use crate::bindings::vcon::conserver::secrets::{Host as SecretsHost, SecretError};
+use crate::grants::{Grants, HttpLimits, scrub};
+use crate::kv::{self, LinkCache};
+use crate::outbound_http::OutboundHttp;
+
+/// What a loaded link may use, shared by all its calls.
+#[derive(Clone)]
+pub(crate) struct Capabilities {
+    pub allowed_hosts: Arc<[AllowedHost]>,
+    pub http: HttpLimits,
+    pub secrets: Arc<BTreeMap<String, Option<String>>>,
+    pub scrub: Arc<[String]>,
+    pub cache: Arc<dyn LinkCache>,
+}
+
+impl Capabilities {
+    pub(crate) fn new(grants: &Grants, cache: Arc<dyn LinkCache>) -> Self {
+        Self {
+            allowed_hosts: grants.allowed_hosts.clone().into(),
+            http: grants.http,
+            secrets: Arc::new(grants.secrets.clone()),
+            scrub: grants.scrub_list(),
+            cache,
+        }
+    }
+
+    /// `text` without any secret value in it.
+    pub(crate) fn scrubbed(&self, text: &str) -> String {
+        scrub(text, &self.scrub)
+    }
+}
 
 /// Bytes of guest stderr kept per call (a panic message fits easily).
 const STDERR_CAPACITY: usize = 16 * 1024;
@@ -29,6 +67,9 @@ pub(crate) struct CallLabels {
 /// The store data of one link call.
 pub(crate) struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHttp,
+    capabilities: Capabilities,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stderr: MemoryOutputPipe,
@@ -39,11 +80,24 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(labels: CallLabels, memory_cap: u64, deadline: std::time::Instant) -> Self {
+    pub(crate) fn new(
+        labels: CallLabels,
+        memory_cap: u64,
+        deadline: std::time::Instant,
+        capabilities: Capabilities,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let hooks = OutboundHttp {
+            link: labels.link.clone(),
+            allowed: capabilities.allowed_hosts.clone(),
+            limits: capabilities.http,
+        };
         Self {
             wasi,
+            http: WasiHttpCtx::new(),
+            hooks,
+            capabilities,
             table: ResourceTable::new(),
             limiter: MemoryLimiter { cap: usize::try_from(memory_cap).unwrap_or(usize::MAX), exceeded: false },
             stderr,
@@ -54,15 +108,74 @@ impl HostState {
         }
     }
 
-    /// The guest's stderr so far, trimmed, lossily decoded.
+    /// The guest's stderr so far, trimmed, lossily decoded, secrets scrubbed.
     pub(crate) fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        self.capabilities.scrubbed(String::from_utf8_lossy(&self.stderr.contents()).trim())
+    }
+
+    /// `text` without any secret value in it.
+    pub(crate) fn scrubbed(&self, text: &str) -> String {
+        self.capabilities.scrubbed(text)
+    }
+
+    fn cache_key(&self, key: &str) -> String {
+        format!("{}:{key}", self.labels.link)
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+impl SecretsHost for HostState {
+    fn get(&mut self, name: String) -> Result<String, SecretError> {
+        match self.capabilities.secrets.get(&name) {
+            Some(Some(value)) => Ok(value.clone()),
+            Some(None) => Err(SecretError::NotSet),
+            None => {
+                tracing::warn!(link = %self.labels.link, secret = %name, "link asked for a secret its config does not grant");
+                Err(SecretError::NotGranted)
+            }
+        }
+    }
+}
+
+impl CacheHost for HostState {
+    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        if key.len() > kv::MAX_KEY_BYTES {
+            return None;
+        }
+        match self.capabilities.cache.get(&self.cache_key(&key)).await {
+            Ok(value) => value,
+            Err(error) => {
+                tracing::warn!(link = %self.labels.link, %error, "link cache read failed; treated as a miss");
+                None
+            }
+        }
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_secs: u32) -> Result<(), String> {
+        if key.len() > kv::MAX_KEY_BYTES {
+            return Err(format!("cache keys are at most {} bytes", kv::MAX_KEY_BYTES));
+        }
+        if value.len() > kv::MAX_VALUE_BYTES {
+            return Err(format!("cache values are at most {} bytes", kv::MAX_VALUE_BYTES));
+        }
+        self.capabilities.cache.set(&self.cache_key(&key), &value, kv::ttl(ttl_secs)).await
+    }
+
+    async fn delete(&mut self, key: String) {
+        if let Err(error) = self.capabilities.cache.delete(&self.cache_key(&key)).await {
+            tracing::warn!(link = %self.labels.link, %error, "link cache delete failed");
+        }
     }
 }
 
@@ -75,7 +188,7 @@ impl LogHost for HostState {
             }
             return;
         }
-        let mut message = message;
+        let mut message = self.capabilities.scrubbed(&message);
         if message.len() > MAX_LOG_LINE_BYTES {
             let mut cut = MAX_LOG_LINE_BYTES;
             while !message.is_char_boundary(cut) {

@@ -2,7 +2,8 @@
 //!
 //! One [`Runtime`] per process owns the wasmtime engine (fuel metering, epoch
 //! interruption, pooling allocator with an on-demand fallback), the linker (WASI
-//! with no capabilities granted, plus the host `log` import) and the on-disk cache
+//! with no capabilities granted, plus the host `log`, `secrets` and `cache` imports
+//! and `wasi:http` behind each link's allow-list) and the on-disk cache
 //! of compiled components. [`Runtime::load`] turns a `.wasm` file into a
 //! [`LoadedLink`] (compiled once, pre-instantiated); [`LoadedLink::invoke`] runs one
 //! call in a fresh store under the link's fuel, memory and wall-clock limits and
@@ -13,11 +14,18 @@ mod cache;
 mod engine;
 mod error;
 mod failure;
+mod grants;
 mod host;
+mod kv;
 mod link;
+mod outbound_http;
+mod tracer;
 
 pub use bindings::{Action, Directive};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::RuntimeError;
 pub use failure::LinkFailure;
+pub use grants::{Grants, HttpLimits};
+pub use kv::{LinkCache, MAX_TTL, MAX_VALUE_BYTES, MemoryCache};
 pub use link::{CallContext, LinkOutcome, LoadedLink};
+pub use tracer::{LoadedTracer, TracePoint};

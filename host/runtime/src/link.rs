@@ -9,7 +9,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use crate::LinkFailure;
 use crate::bindings::{Action, Directive, LinkPre, wit};
 use crate::engine::EPOCH_TICK;
-use crate::host::{CallLabels, HostState};
+use crate::host::{CallLabels, Capabilities, HostState};
 
 /// What a link call is about: everything in the WIT `context` except the link name.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,7 @@ pub struct LoadedLink {
     digest: String,
     pre: LinkPre<HostState>,
     limits: Limits,
+    capabilities: Capabilities,
 }
 
 impl std::fmt::Debug for LoadedLink {
@@ -58,8 +59,15 @@ impl std::fmt::Debug for LoadedLink {
 }
 
 impl LoadedLink {
-    pub(crate) fn new(name: String, path: PathBuf, digest: String, pre: LinkPre<HostState>, limits: Limits) -> Self {
-        Self { name, path, digest, pre, limits }
+    pub(crate) fn new(
+        name: String,
+        path: PathBuf,
+        digest: String,
+        pre: LinkPre<HostState>,
+        limits: Limits,
+        capabilities: Capabilities,
+    ) -> Self {
+        Self { name, path, digest, pre, limits, capabilities }
     }
 
     /// The link's configured name.
@@ -88,21 +96,7 @@ impl LoadedLink {
         let timeout = Duration::from_millis(limits.timeout_ms);
         let labels =
             CallLabels { link: self.name.clone(), chain: ctx.chain.to_string(), vcon_uuid: ctx.vcon_uuid.to_string() };
-        let mut store =
-            Store::new(self.pre.engine(), HostState::new(labels, limits.memory_bytes, Instant::now() + timeout));
-        store.limiter(|state| &mut state.limiter);
-        store.set_fuel(limits.fuel).map_err(|e| LinkFailure::Host { message: format!("cannot set fuel: {e}") })?;
-        // Check the deadline on every epoch tick, yielding to the executor in between
-        // so a busy guest never starves other tasks.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut store| {
-            if Instant::now() >= store.data().deadline {
-                store.data_mut().timed_out = true;
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        let mut store = new_store(self.pre.engine(), labels, limits, self.capabilities.clone())?;
         let wit_context = wit::Context {
             link_name: self.name.clone(),
             chain_name: ctx.chain.to_string(),
@@ -121,9 +115,10 @@ impl LoadedLink {
         match call {
             Err(_elapsed) => Err(LinkFailure::Timeout { timeout_ms: limits.timeout_ms }),
             Ok(Err(trap)) => Err(classify(&trap, store.data(), limits)),
-            Ok(Ok(Err(refusal))) => {
-                Err(LinkFailure::Refused { message: refusal.message, retryable: refusal.retryable })
-            }
+            Ok(Ok(Err(refusal))) => Err(LinkFailure::Refused {
+                message: store.data().scrubbed(&refusal.message),
+                retryable: refusal.retryable,
+            }),
             Ok(Ok(Ok(verdict))) => {
                 let action = Action::from(verdict.action);
                 if let Action::Proceed(Some(json)) = &action {
@@ -139,8 +134,34 @@ impl LoadedLink {
     }
 }
 
+/// A fresh store for one call: the link's capabilities, its memory cap and fuel,
+/// and an epoch deadline checked on every tick (yielding to the executor in
+/// between, so a busy guest never starves other tasks).
+pub(crate) fn new_store(
+    engine: &wasmtime::Engine,
+    labels: CallLabels,
+    limits: Limits,
+    capabilities: Capabilities,
+) -> Result<Store<HostState>, LinkFailure> {
+    let timeout = Duration::from_millis(limits.timeout_ms);
+    let state = HostState::new(labels, limits.memory_bytes, Instant::now() + timeout, capabilities);
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_fuel(limits.fuel).map_err(|e| LinkFailure::Host { message: format!("cannot set fuel: {e}") })?;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut store| {
+        if Instant::now() >= store.data().deadline {
+            store.data_mut().timed_out = true;
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    Ok(store)
+}
+
 /// Turn a wasmtime error into the reason an operator reads.
-fn classify(error: &wasmtime::Error, state: &HostState, limits: Limits) -> LinkFailure {
+pub(crate) fn classify(error: &wasmtime::Error, state: &HostState, limits: Limits) -> LinkFailure {
     if state.limiter.exceeded {
         return LinkFailure::MemoryLimit { limit_bytes: limits.memory_bytes };
     }
@@ -160,7 +181,7 @@ fn classify(error: &wasmtime::Error, state: &HostState, limits: Limits) -> LinkF
     let message = match (stderr.is_empty(), error.downcast_ref::<Trap>()) {
         (false, _) => stderr,
         (true, Some(trap)) => trap.to_string(),
-        (true, None) => format!("{error:#}"),
+        (true, None) => state.scrubbed(&format!("{error:#}")),
     };
     LinkFailure::Trap { message }
 }

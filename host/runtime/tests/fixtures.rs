@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use conserver_config::Limits;
-use conserver_runtime::{Action, CallContext, LinkFailure, LoadedLink, Runtime, RuntimeError, RuntimeOptions};
+use conserver_runtime::{Action, CallContext, Grants, LinkFailure, LoadedLink, Runtime, RuntimeError, RuntimeOptions};
 use serde_json::{Value, json};
 
 const UUID: &str = "0189f7e4-c0b1-7f3e-9f3a-1c2b3d4e5f60";
@@ -26,7 +26,7 @@ fn runtime() -> Runtime {
 }
 
 fn load(runtime: &Runtime, relative: &str, limits: Limits) -> LoadedLink {
-    runtime.load(relative, &component(relative), limits).unwrap()
+    runtime.load(relative, &component(relative), limits, &Grants::default()).unwrap()
 }
 
 fn small_limits() -> Limits {
@@ -127,15 +127,15 @@ fn compiled_components_are_cached_on_disk_and_corrupt_entries_are_rebuilt() {
     let cache = tempfile::tempdir().unwrap();
     let options = RuntimeOptions { cache_dir: Some(cache.path().to_path_buf()), ..RuntimeOptions::default() };
     let runtime = Runtime::new(&options).unwrap();
-    let first = runtime.load("tag", &component("tag.wasm"), Limits::default()).unwrap();
+    let first = runtime.load("tag", &component("tag.wasm"), Limits::default(), &Grants::default()).unwrap();
     let entries: Vec<PathBuf> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert!(entries[0].to_string_lossy().contains(first.digest()));
     // A second runtime loads from the cache; a corrupt entry is replaced.
     let again = Runtime::new(&options).unwrap();
-    assert!(again.load("tag", &component("tag.wasm"), Limits::default()).is_ok());
+    assert!(again.load("tag", &component("tag.wasm"), Limits::default(), &Grants::default()).is_ok());
     std::fs::write(&entries[0], b"garbage").unwrap();
-    assert!(again.load("tag", &component("tag.wasm"), Limits::default()).is_ok());
+    assert!(again.load("tag", &component("tag.wasm"), Limits::default(), &Grants::default()).is_ok());
     assert_ne!(std::fs::read(&entries[0]).unwrap(), b"garbage");
 }
 
@@ -143,9 +143,13 @@ fn compiled_components_are_cached_on_disk_and_corrupt_entries_are_rebuilt() {
 fn files_that_are_not_links_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
-    let missing = runtime.load("x", &dir.path().join("missing.wasm"), Limits::default()).unwrap_err();
+    let missing =
+        runtime.load("x", &dir.path().join("missing.wasm"), Limits::default(), &Grants::default()).unwrap_err();
     assert!(matches!(missing, RuntimeError::Read { .. }) && missing.to_string().contains("cargo xtask build-links"));
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm").unwrap();
-    assert!(matches!(runtime.load("x", &junk, Limits::default()).unwrap_err(), RuntimeError::Compile { .. }));
+    assert!(matches!(
+        runtime.load("x", &junk, Limits::default(), &Grants::default()).unwrap_err(),
+        RuntimeError::Compile { .. }
+    ));
 }

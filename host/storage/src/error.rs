@@ -5,7 +5,7 @@
 pub enum StorageError {
     /// The `module:` names no known backend.
     #[error(
-        "storage `{storage}`: unknown backend `{module}` (known: storage.file, storage.postgres, storage.redis_storage, storage.s3, storage.webhook)"
+        "storage `{storage}`: unknown backend `{module}` (known: storage.file, storage.postgres, storage.s3, storage.redis_storage, storage.webhook, storage.elasticsearch, storage.milvus, storage.mongo)"
     )]
     UnknownBackend {
         /// The storage name.

@@ -3,8 +3,13 @@
 //! `module:` name of a `storages:` entry (`storage.file`, …) and checks its options
 //! at load time, so a bad option is a config error, not a failure at the first vCon.
 
+mod elasticsearch;
+mod embeddings;
 mod error;
 mod file;
+mod milvus;
+mod mongo;
+mod options;
 mod postgres;
 mod redis_storage;
 mod s3;
@@ -15,8 +20,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use conserver_config::StorageDef;
 
+pub use elasticsearch::{ElasticsearchOptions, ElasticsearchStorage};
+pub use embeddings::{EmbeddingsClient, EmbeddingsError};
 pub use error::StorageError;
 pub use file::{FileOptions, FileStorage};
+pub use milvus::{MilvusOptions, MilvusStorage};
+pub use mongo::{MongoOptions, MongoStorage};
 pub use postgres::{PostgresOptions, PostgresStorage};
 pub use redis_storage::{RedisStorage, RedisStorageOptions};
 pub use s3::{S3Options, S3Storage};
@@ -84,6 +93,9 @@ pub fn build(name: &str, def: &StorageDef) -> Result<Arc<dyn Storage>, StorageEr
         "postgres" => Ok(Arc::new(PostgresStorage::new(name, options)?)),
         "webhook" => Ok(Arc::new(WebhookStorage::new(name, options)?)),
         "s3" => Ok(Arc::new(S3Storage::new(name, options)?)),
+        "elasticsearch" => Ok(Arc::new(ElasticsearchStorage::new(name, options)?)),
+        "milvus" => Ok(Arc::new(MilvusStorage::new(name, options)?)),
+        "mongo" => Ok(Arc::new(MongoStorage::new(name, options)?)),
         "redis_storage" | "redis" => {
             let server = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
             Ok(Arc::new(RedisStorage::new(name, options, server.as_deref())?))

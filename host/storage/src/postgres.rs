@@ -32,7 +32,7 @@ pub struct PostgresOptions {
     /// Host.
     pub host: String,
     /// Port (a number or a numeric string).
-    #[serde(deserialize_with = "port")]
+    #[serde(deserialize_with = "crate::options::port")]
     pub port: u16,
     /// Table name (letters, digits and `_`).
     pub table_name: String,
@@ -49,19 +49,6 @@ impl Default for PostgresOptions {
             port: 5432,
             table_name: "vcons".into(),
         }
-    }
-}
-
-fn port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
-    match Value::deserialize(deserializer)? {
-        Value::Number(n) => n
-            .as_u64()
-            .and_then(|n| u16::try_from(n).ok())
-            .ok_or_else(|| serde::de::Error::custom("port must be 1-65535")),
-        Value::String(s) => {
-            s.trim().parse().map_err(|_| serde::de::Error::custom(format!("port `{s}` is not a number")))
-        }
-        other => Err(serde::de::Error::custom(format!("port must be a number, got {other}"))),
     }
 }
 
