@@ -14,5 +14,7 @@ mod faults;
 mod follower;
 mod reload;
 mod sandbox;
+mod standard_links;
 mod storages;
 mod support;
+mod tracers;

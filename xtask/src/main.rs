@@ -22,22 +22,28 @@ mod services;
 /// The native target the links' unit tests run on.
 const HOST_TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
-/// Where each component of the links workspace goes under `<profile>/links`:
-/// `links/<name>` → `<name>.wasm`, `links/testing/<name>` → `testing/`, and
-/// `links/tracers/<name>` → `tracers/`.
-fn link_crates(root: &Path) -> Result<Vec<(String, &'static str)>> {
+/// The components of the links workspace (its `members` that build a `cdylib`)
+/// and where each goes under `<profile>/links`: `links/<name>` → `<name>.wasm`,
+/// `links/testing/<name>` → `testing/`, `links/tracers/<name>` → `tracers/`.
+fn link_crates(root: &Path) -> Result<Vec<(String, String)>> {
+    let manifest = root.join("links/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let members = text
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list)
+        .with_context(|| format!("no `members = [...]` in {}", manifest.display()))?;
     let mut crates = Vec::new();
-    for (dir, sub) in [("", ""), ("testing", "testing"), ("tracers", "tracers")] {
-        let base = root.join("links").join(dir);
-        let Ok(entries) = std::fs::read_dir(&base) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.join("Cargo.toml").is_file() && path.join("src/lib.rs").is_file() {
-                crates.push((entry.file_name().to_string_lossy().into_owned(), sub));
-            }
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')).filter(|m| !m.is_empty()) {
+        let crate_manifest = root.join("links").join(member).join("Cargo.toml");
+        let crate_text = std::fs::read_to_string(&crate_manifest)
+            .with_context(|| format!("reading {}", crate_manifest.display()))?;
+        if !crate_text.contains("cdylib") {
+            continue; // a library shared by links, not a component
         }
+        let (sub, name) = member.rsplit_once('/').unwrap_or(("", member));
+        crates.push((name.to_string(), sub.to_string()));
     }
-    crates.sort();
     Ok(crates)
 }
 

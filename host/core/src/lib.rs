@@ -8,6 +8,7 @@ mod dlq;
 mod error;
 mod form;
 mod ingest;
+pub mod metrics;
 mod timestamp;
 mod validate;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use conserver_broker::{Broker, BrokerError, Popped, Ttl};
 use conserver_config::StorageFailure;
-use conserver_core::DlqReason;
+use conserver_core::{DlqReason, metrics};
 use conserver_runtime::{Action, CallContext, Directive, TracePoint};
 use conserver_storage::{Storage, StorageError};
 use futures::future::join_all;
@@ -74,8 +74,13 @@ pub async fn process_vcon(
         },
     };
     match result? {
-        Ok(outcome) => Ok(outcome),
+        Ok(outcome) => {
+            let label = if matches!(outcome, Outcome::Halted { .. }) { "halted" } else { "completed" };
+            metrics::record_outcome(&chain.name, label);
+            Ok(outcome)
+        }
         Err(failure) => {
+            metrics::record_outcome(&chain.name, "dead_lettered");
             tracing::warn!(chain = %chain.name, vcon_uuid = %item.uuid, step = %failure.step, error = %failure.error, "vCon dead-lettered");
             let reason = DlqReason {
                 uuid: item.uuid.clone(),
@@ -124,7 +129,11 @@ async fn run_chain(
             ingress_list: &item.list,
             options_json: &step.options_json,
         };
-        let outcome = match step.link.invoke(ctx, &vcon).await {
+        let started = std::time::Instant::now();
+        let result = step.link.invoke(ctx, &vcon).await;
+        let fuel = result.as_ref().map_or(0, |outcome| outcome.fuel_used);
+        metrics::record_link_call(&chain.name, step.link.name(), started.elapsed(), fuel, result.is_err());
+        let outcome = match result {
             Ok(outcome) => outcome,
             Err(failure) => {
                 return Ok(Err(Failure {

@@ -24,6 +24,7 @@ fn groups() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
     let public = OpenApiRouter::new()
         .routes(routes!(meta::health))
         .routes(routes!(meta::version))
+        .routes(routes!(meta::metrics))
         .routes(routes!(queues::queue_depth))
         .routes(routes!(queues::external_ingress));
     let protected = OpenApiRouter::new()

@@ -7,6 +7,8 @@
 //!   before (or null) is reported as `cached`.
 //! - `url`: send a request (`method`, default GET; `body` sent as JSON when set);
 //!   an HTTP failure is the link's error.
+//! - `route_to_field`: route the vCon to the list named by this top-level field of
+//!   the vCon (a list the options do not name, to test the host's route checks).
 //!
 //! What happened is written under `fetch` in the returned vCon.
 
@@ -45,8 +47,18 @@ impl Link for Fetch {
             report.insert("status".into(), json!(response.status));
             report.insert("body".into(), json!(response.text()));
         }
+        let route = ctx
+            .options
+            .get("route_to_field")
+            .and_then(Value::as_str)
+            .and_then(|field| vcon.get(field))
+            .and_then(|list| list.as_str().map(String::from));
         vcon.as_map_mut().insert("fetch".into(), Value::Object(report));
-        Ok(Verdict::changed(vcon))
+        let verdict = Verdict::changed(vcon);
+        Ok(match route {
+            Some(list) => verdict.with(Directive::RouteTo(vec![list])),
+            None => verdict,
+        })
     }
 }
 
