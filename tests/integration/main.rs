@@ -12,6 +12,8 @@ mod end_to_end;
 mod example_config;
 mod faults;
 mod follower;
+mod llm_links;
+mod outbound_links;
 mod reload;
 mod sandbox;
 mod standard_links;

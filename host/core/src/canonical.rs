@@ -42,7 +42,7 @@ impl EgressFormat {
 
 /// Move `from` to `to` in `map` unless `to` is already there; `from` is dropped either way.
 fn rename(map: &mut Map<String, Value>, from: &str, to: &str) {
-    if let Some(value) = map.remove(from)
+    if let Some(value) = map.shift_remove(from)
         && !map.contains_key(to)
     {
         map.insert(to.to_string(), value);
@@ -77,10 +77,10 @@ pub fn canonicalize(mut doc: Map<String, Value>) -> Map<String, Value> {
     }
     doc.insert("vcon".into(), Value::String("0.4.0".into()));
     if doc.get("group").is_some_and(|g| g.as_array().is_some_and(Vec::is_empty)) {
-        doc.remove("group");
+        doc.shift_remove("group");
     }
     if doc.get("redacted").is_some_and(|r| r.as_object().is_some_and(Map::is_empty)) {
-        doc.remove("redacted");
+        doc.shift_remove("redacted");
     }
     doc
 }

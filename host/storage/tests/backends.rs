@@ -103,6 +103,12 @@ fn bad_options_are_refused_when_the_config_loads() {
         ("storage.postgres", json!({"table_name": "x;y"})),
         ("storage.file", json!({"compresion": true})),
         ("storage.redis_storage", json!({"redis_url": "not a url", "expires": 1})),
+        ("storage.elasticsearch", json!({"username": "elastic"})),
+        ("storage.elasticsearch", json!({"url": "http://es:9200", "ca_certs": "/nonexistent/ca.pem"})),
+        ("storage.milvus", json!({"host": "milvus"})),
+        ("storage.milvus", json!({"api_key": "k", "embedding_dim": "wide"})),
+        ("storage.mongo", json!({"url": "localhost:27017"})),
+        ("storage.mongo", json!({"uri": "mongodb://localhost"})),
         ("storage.nosuch", json!({})),
     ] {
         let error = build("bad", &def(module, options)).err().unwrap_or_else(|| panic!("{module} accepted"));

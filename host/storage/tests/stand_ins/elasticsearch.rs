@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 use crate::common::{fixtures, storage};
 
 #[derive(Default)]
-struct Cluster {
+pub(crate) struct Cluster {
     /// (index, id) → document.
     documents: BTreeMap<(String, String), Value>,
     authorizations: Vec<String>,
 }
 
-type Shared = Arc<Mutex<Cluster>>;
+pub(crate) type Shared = Arc<Mutex<Cluster>>;
 
 async fn bulk(State(cluster): State<Shared>, headers: HeaderMap, body: String) -> (StatusCode, axum::Json<Value>) {
     let mut cluster = cluster.lock().unwrap();
@@ -83,17 +83,22 @@ async fn delete_by_query(
     axum::Json(json!({"deleted": before - cluster.documents.len(), "failures": []}))
 }
 
-async fn start() -> (String, Shared) {
+/// Answer as Elasticsearch on `listener` until the process ends.
+pub(crate) async fn serve(listener: tokio::net::TcpListener) -> Shared {
     let cluster: Shared = Arc::default();
     let app = axum::Router::new()
         .route("/_bulk", post(bulk))
         .route("/{pattern}/_alias", get(aliases))
         .route("/{indices}/_delete_by_query", post(delete_by_query))
         .with_state(cluster.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    cluster
+}
+
+async fn start() -> (String, Shared) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, cluster)
+    (url, serve(listener).await)
 }
 
 #[tokio::test]

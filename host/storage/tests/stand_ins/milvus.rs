@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::common::{fixtures, storage};
 
 #[derive(Default)]
-struct Milvus {
+pub(crate) struct Milvus {
     collections: Vec<String>,
     created: Vec<Value>,
     rows: Vec<Value>,
@@ -21,7 +21,7 @@ struct Milvus {
     embeddings_fail: bool,
 }
 
-type Shared = Arc<Mutex<Milvus>>;
+pub(crate) type Shared = Arc<Mutex<Milvus>>;
 
 async fn has(State(m): State<Shared>, axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
     let name = body["collectionName"].as_str().unwrap_or_default();
@@ -78,7 +78,9 @@ async fn embeddings(
     )
 }
 
-async fn start(dimension: usize) -> (String, Shared) {
+/// Answer as Milvus (REST v2) and an embeddings server on `listener` until the
+/// process ends.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, dimension: usize) -> Shared {
     let state: Shared = Arc::new(Mutex::new(Milvus { dimension, ..Milvus::default() }));
     let app = axum::Router::new()
         .route("/v2/vectordb/collections/has", post(has))
@@ -87,10 +89,14 @@ async fn start(dimension: usize) -> (String, Shared) {
         .route("/v2/vectordb/entities/insert", post(insert))
         .route("/v1/embeddings", post(embeddings))
         .with_state(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    state
+}
+
+async fn start(dimension: usize) -> (String, Shared) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, state)
+    (url, serve(listener, dimension).await)
 }
 
 fn options(url: &str, extra: Value) -> Value {

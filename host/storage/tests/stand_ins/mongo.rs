@@ -20,7 +20,7 @@ const OP_REPLY: i32 = 1;
 const OP_QUERY: i32 = 2004;
 const OP_MSG: i32 = 2013;
 
-type Store = Arc<Mutex<BTreeMap<String, Document>>>;
+pub(crate) type Store = Arc<Mutex<BTreeMap<String, Document>>>;
 
 fn i32_at(bytes: &[u8], at: usize) -> i32 {
     i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
@@ -157,17 +157,22 @@ async fn connection(mut socket: TcpStream, store: Store) {
     }
 }
 
-async fn start() -> (String, Store) {
+/// Answer as MongoDB on `listener` until the process ends.
+pub(crate) async fn serve(listener: tokio::net::TcpListener) -> Store {
     let store: Store = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("mongodb://{}/?serverSelectionTimeoutMS=2000", listener.local_addr().unwrap());
     let shared = store.clone();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             tokio::spawn(connection(socket, shared.clone()));
         }
     });
-    (url, store)
+    store
+}
+
+async fn start() -> (String, Store) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("mongodb://{}/?serverSelectionTimeoutMS=2000", listener.local_addr().unwrap());
+    (url, serve(listener).await)
 }
 
 /// What Python's backend hands back: `created_at` and dialog starts as
@@ -237,4 +242,35 @@ async fn a_server_that_is_down_is_a_storage_error() {
     let mongo = storage("storage.mongo", json!({"url": url}));
     let error = mongo.save("018f0000-0000-7000-8000-000000000003", "{}").await.unwrap_err();
     assert!(error.to_string().contains("under-test"), "{error}");
+}
+
+#[tokio::test]
+async fn the_read_fallback_skips_write_only_backends_and_finds_the_vcon_in_mongo() {
+    use conserver_config::StorageDef;
+    let (url, _store) = start().await;
+    let def = |module: &str, options: Value| StorageDef {
+        module: module.into(),
+        options: Some(options),
+        ..StorageDef::default()
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let storages = vec![
+        conserver_storage::build(
+            "es",
+            &def("storage.elasticsearch", json!({"url": format!("http://127.0.0.1:{closed}")})),
+        )
+        .unwrap(),
+        conserver_storage::build(
+            "milvus",
+            &def("storage.milvus", json!({"host": "127.0.0.1", "port": closed, "api_key": "k"})),
+        )
+        .unwrap(),
+        conserver_storage::build("mongo", &def("storage.mongo", json!({"url": url}))).unwrap(),
+    ];
+    let (uuid, text) = fixtures().into_iter().next().unwrap();
+    storages[2].save(&uuid, &text).await.unwrap();
+    let found = conserver_storage::read_back(&storages, &uuid).await.expect("read back from mongo");
+    assert_eq!(found.storage, "mongo");
+    assert_eq!(found.document["uuid"], uuid.as_str());
+    assert!(conserver_storage::read_back(&storages, "018f0000-0000-7000-8000-00000000dead").await.is_none());
 }
