@@ -105,3 +105,95 @@ async fn analyze_and_check_and_tag_write_what_python_writes() {
     assert_eq!(reason["retryable"], false, "{reason}");
     assert!(!server.log_text().contains("sk-granted"), "the key leaked into the log");
 }
+
+/// Chat completions (labels, a whole-vCon JSON analysis), the Responses API and
+/// Slack's `chat.postMessage`, recording `(path, body)`.
+async fn services() -> (u16, Arc<Mutex<Vec<(String, Value)>>>) {
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/{*path}",
+        post(move |axum::extract::Path(path): axum::extract::Path<String>, body: axum::Json<Value>| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push((path.clone(), body.0.clone()));
+                let system = body.0["messages"][0]["content"].as_str().unwrap_or_default().to_string();
+                let chat = |content: &str| {
+                    json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}})
+                };
+                axum::Json(match path.as_str() {
+                    "v1/responses" => json!({
+                        "id": "resp_1", "object": "response", "status": "completed",
+                        "output": [{"type": "message", "role": "assistant",
+                            "content": [{"type": "output_text", "text": "true", "annotations": []}]}],
+                        "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}
+                    }),
+                    "api/chat.postMessage" => json!({"ok": true, "ts": "1.2"}),
+                    _ if system.contains("labels") => chat(r#"{"labels": ["billing", "refund"]}"#),
+                    _ => chat(r#"{"sentiment": "negative"}"#),
+                })
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn labels_whole_vcon_analysis_engagement_delay_and_slack_alerts() {
+    let (port, seen) = services().await;
+    let ingress = unique("more");
+    let egress = unique("more-out");
+    let grant = format!("    allowed_outbound_hosts: ['http://127.0.0.1:{port}']\n");
+    let base = format!(
+        "      base_url: 'http://127.0.0.1:{port}/v1'\n      api_key: sk-test\n      source: {{analysis_type: transcript, text_location: body.text}}"
+    );
+    let config = [
+        "links:".to_string(),
+        format!("  label:\n    module: links.analyze_and_label\n{grant}    options:\n{base}"),
+        format!("  whole:\n    module: links.analyze_vcon\n{grant}    options:\n{base}"),
+        format!("  engaged:\n    module: links.detect_engagement\n{grant}    options:\n{base}"),
+        "  pause:\n    module: links.delay\n    options: {seconds: 0.05}".into(),
+        format!("  alert:\n    module: links.post_analysis_to_slack\n{grant}    options:\n      slack_api_url: 'http://127.0.0.1:{port}/api'\n      token: xoxb-test\n      default_channel_name: alerts\n      url: 'https://app.example/vcons/{{vcon_id}}'"),
+        "chains:".into(),
+        format!("  main:\n    links: [label, whole, engaged, pause, alert]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]"),
+    ]
+    .join("\n");
+    let server = Server::start(Backend::Embedded, &config, &[]).await;
+    let (uuid, vcon) = fresh_vcon();
+    let mut vcon = with_transcript(vcon);
+    vcon["analysis"].as_array_mut().unwrap().extend([
+        json!({"type": "summary", "dialog": 0, "vendor": "test", "encoding": "none", "body": "Charged twice; wants a refund."}),
+        json!({"type": "customer_frustration", "dialog": 0, "vendor": "test", "encoding": "none", "body": "NEEDS REVIEW: very upset"}),
+    ]);
+    assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
+    server.wait_for_egress(&egress, &uuid, Duration::from_secs(30)).await;
+    let (_, stored) = server.get_json(&format!("/api/vcon/{uuid}")).await;
+    let tags = stored["attachments"].to_string();
+    for tag in ["billing:billing", "refund:refund", "engagement:true"] {
+        assert!(tags.contains(tag), "{tag} missing from {tags}");
+    }
+    let analysis = stored["analysis"].as_array().unwrap();
+    let of_type =
+        |t: &str| analysis.iter().find(|a| a["type"] == t).unwrap_or_else(|| panic!("no {t} in {analysis:?}"));
+    assert_eq!(of_type("json_analysis")["encoding"], "json");
+    assert!(of_type("json_analysis")["body"].as_str().unwrap_or_default().contains("negative"));
+    assert_eq!(of_type("engagement_analysis")["body"], "true");
+    assert_eq!(of_type("customer_frustration")["was_posted_to_slack"], true);
+
+    let calls = seen.lock().unwrap().clone();
+    let slack: Vec<&Value> = calls.iter().filter(|(p, _)| p == "api/chat.postMessage").map(|(_, b)| b).collect();
+    assert!(!slack.is_empty(), "{calls:?}");
+    assert_eq!(slack.last().unwrap()["channel"], "alerts");
+    assert!(slack.last().unwrap().to_string().contains(&format!("https://app.example/vcons/{uuid}")));
+    let whole = calls
+        .iter()
+        .find(|(_, b)| b["response_format"].is_object() && !b["messages"][0]["content"].to_string().contains("labels"));
+    assert!(
+        whole.is_some_and(|(_, b)| b["messages"][1]["content"].to_string().contains(&uuid)),
+        "the whole vCon is sent"
+    );
+}

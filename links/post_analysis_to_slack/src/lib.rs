@@ -37,7 +37,11 @@
 //! - `channel_name` (none) and `analysis_to_post` (`"summary"`): accepted and
 //!   unused, as in Python (the `summary` analysis is always the abstract).
 //!
-//! `slack.com` must be in the link's `allowed_outbound_hosts`.
+//! - `slack_api_url` (string, `"https://slack.com/api"`; new): the Slack Web API
+//!   base, for a Slack-compatible gateway or a test server.
+//!
+//! `slack.com` (or the `slack_api_url` host) must be in the link's
+//! `allowed_outbound_hosts`.
 //!
 //! Differences from Python:
 //! - The token may come from a granted secret (`token_secret`) instead of the
@@ -68,6 +72,8 @@ pub struct PostAnalysisToSlack;
 
 /// Slack's Web API method the link calls.
 pub const SLACK_POST_MESSAGE_URL: &str = "https://slack.com/api/chat.postMessage";
+/// Where the Slack Web API is, unless `slack_api_url` says otherwise.
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
 
 const DEFAULT_URL: &str = "Url to link to the details page";
 const DEFAULT_ANALYSIS_TYPE: &str = "customer_frustration";
@@ -80,6 +86,7 @@ pub type SecretReader<'a> = &'a dyn Fn(&str) -> Result<String, SecretError>;
 /// The options this link acts on.
 #[derive(Debug, Clone, PartialEq)]
 struct Options {
+    slack_api_url: String,
     token: Option<String>,
     token_secret: String,
     default_channel_name: Option<String>,
@@ -109,6 +116,10 @@ impl Options {
         ctx.option_or::<Option<String>>("channel_name", None)?;
         ctx.option_or::<String>("analysis_to_post", "summary".into())?;
         Ok(Self {
+            slack_api_url: ctx
+                .option_or("slack_api_url", DEFAULT_SLACK_API_URL.to_string())?
+                .trim_end_matches('/')
+                .to_string(),
             token: ctx.option_or::<Option<String>>("token", None)?.filter(|t| !t.is_empty()),
             token_secret: ctx.option_or("token_secret", DEFAULT_TOKEN_SECRET.to_string())?,
             default_channel_name: ctx.option_or::<Option<String>>("default_channel_name", None)?,
@@ -227,6 +238,7 @@ pub fn get_summary(analyses: &[Value], index: &Value) -> Option<Map<String, Valu
 
 /// Sends Slack Web API calls.
 struct Slack<'a> {
+    api_url: &'a str,
     token: String,
     transport: &'a dyn Transport,
 }
@@ -234,7 +246,7 @@ struct Slack<'a> {
 impl Slack<'_> {
     fn post_message(&self, payload: &Value) -> Result<(), LinkError> {
         let body = serde_json::to_vec(payload).map_err(|e| LinkError::fatal(e.to_string()))?;
-        let request = Request::post(SLACK_POST_MESSAGE_URL)
+        let request = Request::post(&format!("{}/chat.postMessage", self.api_url))
             .bearer(&self.token)
             .header("content-type", "application/json; charset=utf-8")
             .body(body);
@@ -317,7 +329,11 @@ impl PostAnalysisToSlack {
             })?;
             let slack = match &slack {
                 Some(slack) => slack,
-                None => slack.insert(Slack { token: Self::token(ctx, &options, secret)?, transport }),
+                None => slack.insert(Slack {
+                    api_url: &options.slack_api_url,
+                    token: Self::token(ctx, &options, secret)?,
+                    transport,
+                }),
             };
             let url = build_details_url(&options.url, &uuid);
             let team = get_team(&vcon);
