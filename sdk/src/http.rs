@@ -224,6 +224,38 @@ impl<F: Fn(&Request) -> Result<Response, HttpError>> Transport for F {
     }
 }
 
+/// A [`Transport`] for unit tests: records every request and answers each with
+/// `answer(request, n)`, `n` counting requests from 0.
+pub struct Recorder<F> {
+    requests: std::cell::RefCell<Vec<Request>>,
+    answer: F,
+}
+
+impl<F: Fn(&Request, usize) -> Result<Response, HttpError>> Recorder<F> {
+    /// A recorder answering with `answer`.
+    pub fn new(answer: F) -> Self {
+        Self { requests: std::cell::RefCell::new(Vec::new()), answer }
+    }
+
+    /// The requests so far, in order.
+    pub fn requests(&self) -> std::cell::Ref<'_, Vec<Request>> {
+        self.requests.borrow()
+    }
+
+    /// Forget the requests so far.
+    pub fn clear(&self) {
+        self.requests.borrow_mut().clear();
+    }
+}
+
+impl<F: Fn(&Request, usize) -> Result<Response, HttpError>> Transport for Recorder<F> {
+    fn send(&self, request: &Request) -> Result<Response, HttpError> {
+        let n = self.requests.borrow().len();
+        self.requests.borrow_mut().push(request.clone());
+        (self.answer)(request, n)
+    }
+}
+
 /// The host's HTTP client.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Client;

@@ -59,7 +59,7 @@ use conserver_link_sdk::log;
 use conserver_link_sdk::prelude::*;
 use conserver_llm::python::prompt_text;
 use conserver_llm::usage::{self, UsageRecord};
-use conserver_llm::{ChatRequest, Llm, Pending, filter, sampling, source};
+use conserver_llm::{ChatRequest, Llm, Pending, source};
 use serde_json::{Map, Value, json};
 
 use options::Options;
@@ -78,12 +78,7 @@ export_link!(Analyze);
 /// The link, with the transport to send requests through.
 fn run(ctx: &Context, mut vcon: Vcon, transport: &dyn Transport) -> LinkResult {
     let options = Options::from_context(ctx)?;
-    if !filter::is_included(ctx, &vcon)? {
-        log::info("skipped: the vCon does not pass only_if");
-        return Ok(Verdict::unchanged());
-    }
-    if !sampling::sampled_in(ctx)? {
-        log::info("skipped by sampling");
+    if !conserver_llm::should_run(ctx, &vcon)? {
         return Ok(Verdict::unchanged());
     }
     let llm = Llm::from_context(ctx, transport)?;

@@ -55,7 +55,7 @@ mod tests;
 use conserver_link_sdk::http::{Client, Transport};
 use conserver_link_sdk::prelude::*;
 use conserver_link_sdk::{log, python_json};
-use conserver_llm::{ChatRequest, Llm, filter, sampling, source};
+use conserver_llm::{ChatRequest, Llm, source};
 use serde_json::{Map, Value, json};
 
 use options::Options;
@@ -74,12 +74,7 @@ export_link!(AnalyzeVcon);
 /// The link, with the transport to send requests through.
 fn run(ctx: &Context, mut vcon: Vcon, transport: &dyn Transport) -> LinkResult {
     let options = Options::from_context(ctx)?;
-    if !filter::is_included(ctx, &vcon)? {
-        log::info("skipped: the vCon does not pass only_if");
-        return Ok(Verdict::unchanged());
-    }
-    if !sampling::sampled_in(ctx)? {
-        log::info("skipped by sampling");
+    if !conserver_llm::should_run(ctx, &vcon)? {
         return Ok(Verdict::unchanged());
     }
     if source::has_kind(&source::analysis_entries(&vcon), &options.analysis_type) {

@@ -46,3 +46,20 @@ pub use provider::{Provider, ProviderError};
 pub use responses::ResponsesRequest;
 pub use retry::{Clock, RetryPolicy, SystemClock};
 pub use source::{Pending, Source};
+
+/// Whether the link should process this vCon: it passes the `only_if` filter and
+/// is sampled in by `sampling_rate` (each skip is logged).
+pub fn should_run(
+    ctx: &conserver_link_sdk::Context,
+    vcon: &conserver_link_sdk::Vcon,
+) -> Result<bool, conserver_link_sdk::LinkError> {
+    if !filter::is_included(ctx, vcon)? {
+        conserver_link_sdk::log::info("skipped: the vCon does not pass only_if");
+        return Ok(false);
+    }
+    if !sampling::sampled_in(ctx)? {
+        conserver_link_sdk::log::info("skipped by sampling");
+        return Ok(false);
+    }
+    Ok(true)
+}

@@ -409,25 +409,14 @@ export_link!(PostAnalysisToSlack);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conserver_link_sdk::http::Recorder;
     use conserver_link_sdk::http::{HttpError, Response};
-    use std::cell::RefCell;
 
     /// Records every request and answers the n-th with `answer(n)`.
-    struct Recorder<F> {
-        requests: RefCell<Vec<Request>>,
+    fn recorder<F: Fn(usize) -> Result<Response, HttpError>>(
         answer: F,
-    }
-
-    impl<F: Fn(usize) -> Result<Response, HttpError>> Transport for Recorder<F> {
-        fn send(&self, request: &Request) -> Result<Response, HttpError> {
-            let n = self.requests.borrow().len();
-            self.requests.borrow_mut().push(request.clone());
-            (self.answer)(n)
-        }
-    }
-
-    fn recorder<F: Fn(usize) -> Result<Response, HttpError>>(answer: F) -> Recorder<F> {
-        Recorder { requests: RefCell::new(Vec::new()), answer }
+    ) -> Recorder<impl Fn(&Request, usize) -> Result<Response, HttpError>> {
+        Recorder::new(move |_, n| answer(n))
     }
 
     fn slack_ok(_: usize) -> Result<Response, HttpError> {
@@ -504,8 +493,8 @@ mod tests {
         }
     }
 
-    fn sent(transport: &Recorder<impl Fn(usize) -> Result<Response, HttpError>>) -> Vec<Request> {
-        transport.requests.borrow().clone()
+    fn sent(transport: &Recorder<impl Fn(&Request, usize) -> Result<Response, HttpError>>) -> Vec<Request> {
+        transport.requests().clone()
     }
 
     #[test]

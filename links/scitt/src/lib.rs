@@ -704,6 +704,7 @@ export_link!(Scitt);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conserver_link_sdk::http::Recorder;
     use std::cell::RefCell;
 
     // Test keys derived from fixed scalars (0x22… for the conserver, 0x11… for
@@ -911,20 +912,10 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
     }
 
     /// Records requests (without answering them itself).
-    struct Recorder<F> {
-        requests: RefCell<Vec<Request>>,
+    fn recorder<F: Fn(&Request) -> Result<Response, HttpError>>(
         answer: F,
-    }
-
-    impl<F: Fn(&Request) -> Result<Response, HttpError>> Transport for Recorder<F> {
-        fn send(&self, request: &Request) -> Result<Response, HttpError> {
-            self.requests.borrow_mut().push(request.clone());
-            (self.answer)(request)
-        }
-    }
-
-    fn recorder<F: Fn(&Request) -> Result<Response, HttpError>>(answer: F) -> Recorder<F> {
-        Recorder { requests: RefCell::new(Vec::new()), answer }
+    ) -> Recorder<impl Fn(&Request, usize) -> Result<Response, HttpError>> {
+        Recorder::new(move |request, _| answer(request))
     }
 
     fn no_secret(_: &str) -> Result<String, SecretError> {
@@ -1031,9 +1022,9 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
         ];
         for (options, secret) in cases {
             let doc = r#"{"uuid":"0190f0a1-aaaa-7bbb-8ccc-123456789abc","vcon":"0.4.0","created_at":"2026-01-02T03:04:05+00:00","parties":[{"tel":"+15551234567","name":"Alice"}],"dialog":[{"type":"text","body":"héllo","duration":1.5}],"attachments":[]}"#;
-            transport.requests.borrow_mut().clear();
+            transport.clear();
             run_with(options.clone(), doc, &transport, secret, &no_sleep).unwrap_or_else(|e| panic!("{options}: {e}"));
-            let posted = transport.requests.borrow()[0].body.clone();
+            let posted = transport.requests()[0].body.clone();
             let payload = statement_payload(&posted);
             let hash = vcon_hash(&Vcon::from_json(doc).unwrap());
             assert_eq!(payload, format!("{hash}:vcon_created:+15551234567").into_bytes());
@@ -1063,7 +1054,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
         let garbage = |_: &str| Ok("not a key".to_string());
         let err = run_with(json!({}), VCON, &transport, &garbage, &no_sleep).unwrap_err();
         assert!(err.message.contains("secret `SCITT_SIGNING_KEY`"), "{err}");
-        assert!(transport.requests.borrow().is_empty());
+        assert!(transport.requests().is_empty());
     }
 
     #[test]
@@ -1097,7 +1088,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
     fn registers_each_party_verifies_and_stores_the_receipts_as_python_does() {
         let transport = recorder(sync_service);
         let verdict = run_with(key_options(json!({})), VCON, &transport, &no_secret, &no_sleep).unwrap();
-        let requests = transport.requests.borrow();
+        let requests = transport.requests();
         assert_eq!(
             summary(&requests),
             vec![
@@ -1158,7 +1149,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
         let transport = recorder(sync_service);
         let options = key_options(json!({"issuer": "issuer-x", "key_id": "", "vcon_operation": "vcon_enhanced"}));
         let verdict = run_with(options, &no_tels, &transport, &no_secret, &no_sleep).unwrap();
-        let posted = transport.requests.borrow()[0].body.clone();
+        let posted = transport.requests()[0].body.clone();
         let hash = vcon_hash(&Vcon::from_json(&no_tels).unwrap());
         let (protected, payload) = statement_parts(&posted);
         assert_eq!(payload, format!("{hash}:vcon_enhanced").into_bytes());
@@ -1199,7 +1190,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
         let verdict = run_with(key_options(json!({})), doc, &transport, &no_secret, &no_sleep).unwrap();
         let (_, body) = stored_receipts(&verdict);
         assert_eq!(body["subject"], "tel:15551234567");
-        let payload = statement_payload(&transport.requests.borrow()[0].body);
+        let payload = statement_payload(&transport.requests()[0].body);
         assert!(String::from_utf8(payload).unwrap().ends_with(":vcon_created:15551234567"));
     }
 
@@ -1209,7 +1200,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
         let verdict =
             run_with(key_options(json!({"store_receipt": false})), VCON, &transport, &no_secret, &no_sleep).unwrap();
         assert!(verdict.vcon().is_none() && !verdict.is_halt());
-        assert_eq!(transport.requests.borrow().len(), 6);
+        assert_eq!(transport.requests().len(), 6);
     }
 
     #[test]
@@ -1241,7 +1232,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
         let sleep = |d: Duration| slept.borrow_mut().push(d);
         let options = key_options(json!({"scrapi_url": "http://scrapi.test"}));
         let verdict = run_with(options, doc, &transport, &no_secret, &sleep).unwrap();
-        let requests = transport.requests.borrow();
+        let requests = transport.requests();
         assert_eq!(
             summary(&requests),
             vec![
@@ -1299,8 +1290,8 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
             let (_, body) = stored_receipts(&verdict);
             assert_eq!(body["entry_id"], expected_id, "{answer}");
             let id_text = entry_id_text(&expected_id);
-            assert_eq!(transport.requests.borrow()[2].url, format!("http://scittles:8000/entries/{id_text}"));
-            assert_eq!(transport.requests.borrow()[4].url, "https://keys.test/jwks.json");
+            assert_eq!(transport.requests()[2].url, format!("http://scittles:8000/entries/{id_text}"));
+            assert_eq!(transport.requests()[4].url, "https://keys.test/jwks.json");
         }
     }
 
@@ -1321,7 +1312,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
         let err = run_with(key_options(json!({})), VCON, &transport, &no_secret, &sleep).unwrap_err();
         assert!(err.retryable);
         assert!(err.message.contains("not registered within polling duration"), "{err}");
-        assert_eq!(transport.requests.borrow().len(), 7);
+        assert_eq!(transport.requests().len(), 7);
         assert_eq!(*slept.borrow(), 6);
 
         let denied = recorder(|request: &Request| match request.method.as_str() {
@@ -1331,7 +1322,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
         let err = run_with(key_options(json!({})), VCON, &denied, &no_secret, &no_sleep).unwrap_err();
         assert!(!err.retryable);
         assert!(err.message.contains("allowed_outbound_hosts"), "{err}");
-        assert_eq!(denied.requests.borrow().len(), 2);
+        assert_eq!(denied.requests().len(), 2);
     }
 
     #[test]
@@ -1343,7 +1334,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
             let err = run_with(key_options(json!({})), VCON, &transport, &no_secret, &no_sleep).unwrap_err();
             assert_eq!(err.retryable, retryable, "{status}");
             assert!(err.message.contains(needle), "{err}");
-            assert_eq!(transport.requests.borrow().len(), 1, "the second party is not tried");
+            assert_eq!(transport.requests().len(), 1, "the second party is not tried");
         }
         let missing_location = recorder(|_: &Request| Ok(Response::new(303, "")));
         let err = run_with(key_options(json!({})), VCON, &missing_location, &no_secret, &no_sleep).unwrap_err();
@@ -1453,7 +1444,7 @@ o2Vt5TK+HTKOcABcDnWfkzINu8wLZMDG1dfCEi+jZJ8g7vBXlcBwJHvIfYGu26awPPJE3dM=
             let err = result.unwrap_err();
             assert!(err.message.contains(&format!("option `{key}`")), "{options}: {err}");
             assert!(!err.retryable);
-            assert!(transport.requests.borrow().is_empty());
+            assert!(transport.requests().is_empty());
         }
     }
 }

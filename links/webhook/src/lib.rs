@@ -228,26 +228,15 @@ export_link!(Webhook);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conserver_link_sdk::http::Recorder;
     use conserver_link_sdk::http::Response;
     use serde_json::json;
-    use std::cell::RefCell;
 
     /// Records every request and answers the n-th with `answer(n)`.
-    struct Recorder<F> {
-        requests: RefCell<Vec<Request>>,
+    fn recorder<F: Fn(usize) -> Result<Response, HttpError>>(
         answer: F,
-    }
-
-    impl<F: Fn(usize) -> Result<Response, HttpError>> Transport for Recorder<F> {
-        fn send(&self, request: &Request) -> Result<Response, HttpError> {
-            let n = self.requests.borrow().len();
-            self.requests.borrow_mut().push(request.clone());
-            (self.answer)(n)
-        }
-    }
-
-    fn recorder<F: Fn(usize) -> Result<Response, HttpError>>(answer: F) -> Recorder<F> {
-        Recorder { requests: RefCell::new(Vec::new()), answer }
+    ) -> Recorder<impl Fn(&Request, usize) -> Result<Response, HttpError>> {
+        Recorder::new(move |_, n| answer(n))
     }
 
     fn ok(_: usize) -> Result<Response, HttpError> {
@@ -276,7 +265,7 @@ mod tests {
             assert!(verdict.vcon().is_none());
             assert!(verdict.directives().is_empty());
         }
-        assert!(transport.requests.borrow().is_empty());
+        assert!(transport.requests().is_empty());
     }
 
     #[test]
@@ -290,7 +279,7 @@ mod tests {
         let verdict = run_with(options, doc, &transport).unwrap();
         assert!(verdict.vcon().is_none());
         let expected_body = r#"{"uuid": "test-uuid", "dialog": [{"type": "text", "body": "h\u00e9llo \ud83d\ude00"}], "n": 1.0, "e": 1e-05}"#;
-        let requests = transport.requests.borrow();
+        let requests = transport.requests();
         let expected = |url: &str| Request {
             method: "POST".into(),
             url: url.into(),
@@ -311,7 +300,7 @@ mod tests {
         let options =
             json!({"webhook-urls": ["https://example.test/a"], "headers": {"Content-Type": "application/vcon+json"}});
         run_with(options, CANONICAL, &transport).unwrap();
-        let requests = transport.requests.borrow();
+        let requests = transport.requests();
         assert_eq!(requests[0].headers, vec![("Content-Type".to_string(), "application/vcon+json".to_string())]);
     }
 
@@ -319,14 +308,14 @@ mod tests {
     fn the_body_is_the_bare_vcon_as_stored_without_the_egress_option() {
         let transport = recorder(ok);
         run_with(json!({"webhook-urls": ["https://downstream.example/ingest"]}), CANONICAL, &transport).unwrap();
-        let posted = body_of(&transport.requests.borrow()[0]);
+        let posted = body_of(&transport.requests()[0]);
         assert_eq!(posted, serde_json::from_str::<Value>(CANONICAL).unwrap());
         assert_eq!(posted["vcon"], "0.4.0");
         assert_eq!(posted["attachments"][0]["purpose"], "tags");
         let empty = recorder(ok);
         run_with(json!({"webhook-urls": ["https://d.example/"], "egress_format_version": ""}), CANONICAL, &empty)
             .unwrap();
-        assert_eq!(body_of(&empty.requests.borrow()[0]), posted);
+        assert_eq!(body_of(&empty.requests()[0]), posted);
     }
 
     #[test]
@@ -335,7 +324,7 @@ mod tests {
         let options = json!({"webhook-urls": ["https://downstream.example/ingest"], "egress_format_version": "0.0.1"});
         let verdict = run_with(options, CANONICAL, &transport).unwrap();
         assert!(verdict.vcon().is_none(), "the stored vCon is not changed");
-        let requests = transport.requests.borrow();
+        let requests = transport.requests();
         let expected = r#"{"vcon": "0.0.1", "uuid": "test-uuid", "created_at": "2026-06-05T00:00:00+00:00", "subject": null, "parties": [{"tel": "+15551234567", "role": "customer"}], "dialog": [{"type": "recording", "start": "2026-06-05T00:00:00+00:00", "mimetype": "audio/wav"}], "analysis": [{"type": "summary", "dialog": 0, "vendor": "openai", "body": "s", "encoding": "none", "schema_version": "v1"}], "attachments": [{"body": ["category:1"], "encoding": "none", "type": "tags"}], "meta": {"tenant_id": 42}, "group": [], "redacted": {}, "appended": null}"#;
         assert_eq!(String::from_utf8(requests[0].body.clone()).unwrap(), expected);
     }
@@ -394,7 +383,7 @@ mod tests {
         let options = json!({"webhook-urls": ["https://example.test/a", "https://example.test/b"]});
         let verdict = run_with(options, CANONICAL, &transport).unwrap();
         assert!(!verdict.is_halt() && verdict.vcon().is_none());
-        assert_eq!(transport.requests.borrow().len(), 2);
+        assert_eq!(transport.requests().len(), 2);
     }
 
     #[test]
@@ -410,7 +399,7 @@ mod tests {
         let err = run_with(options, CANONICAL, &transport).unwrap_err();
         assert!(err.retryable);
         assert!(err.message.contains("https://example.test/b") && err.message.contains("refused"), "{err}");
-        assert_eq!(transport.requests.borrow().len(), 2, "the third URL is not tried");
+        assert_eq!(transport.requests().len(), 2, "the third URL is not tried");
 
         let denied = recorder(|_| Err(HttpError::Denied("https://evil.example/".into())));
         let err = run_with(json!({"webhook-urls": ["https://evil.example/"]}), CANONICAL, &denied).unwrap_err();
@@ -437,7 +426,7 @@ mod tests {
             let err = run_with(options.clone(), CANONICAL, &transport).unwrap_err();
             assert!(!err.retryable);
             assert!(err.message.contains(&format!("option `{name}`")), "{options}: {err}");
-            assert!(transport.requests.borrow().is_empty());
+            assert!(transport.requests().is_empty());
         }
     }
 }
