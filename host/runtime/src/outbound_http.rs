@@ -50,8 +50,8 @@ impl WasiHttpHooks for OutboundHttp {
                 tracing::warn!(%link, url = %request.uri(), "outbound request denied: host not in allowed_outbound_hosts");
                 return Err(HttpError::HttpRequestDenied);
             }
-            let address = resolve(&target, &allowed, &link).await?;
-            send(request, &target, address, limits).await
+            let addresses = resolve(&target, &allowed, &link).await?;
+            send(request, &target, &addresses, limits).await
         })
     }
 }
@@ -101,7 +101,9 @@ pub(crate) fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result<SocketAddr, HttpError> {
+/// The addresses `target` may be reached at: its resolved addresses minus the
+/// internal ones its allow-list entry does not name (in resolver order).
+async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result<Vec<SocketAddr>, HttpError> {
     let addresses: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, target.port)],
         Err(_) => tokio::net::lookup_host((target.host.as_str(), target.port))
@@ -110,12 +112,17 @@ async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result
             .collect(),
     };
     let mut refused = None;
+    let mut usable = Vec::new();
     for address in addresses {
         let ip = address.ip();
         if !is_internal(ip) || allowed.iter().any(|entry| entry.allows_internal(&target.host, ip)) {
-            return Ok(address);
+            usable.push(address);
+        } else {
+            refused = Some(ip);
         }
-        refused = Some(ip);
+    }
+    if !usable.is_empty() {
+        return Ok(usable);
     }
     match refused {
         Some(ip) => {
@@ -143,19 +150,30 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, HttpError> {
         .ok_or_else(|| HttpError::InternalError(Some("TLS is not available".into())))
 }
 
+/// A TCP connection to the first of `addresses` that answers, within the
+/// connect timeout overall.
+async fn connect(addresses: &[SocketAddr], limits: HttpLimits) -> Result<TcpStream, HttpError> {
+    let attempt = async {
+        let mut last = HttpError::DestinationNotFound;
+        for address in addresses {
+            match TcpStream::connect(address).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => last = HttpError::ConnectionRefused,
+                Err(e) => last = HttpError::Connect(e),
+            }
+        }
+        Err(last)
+    };
+    tokio::time::timeout(limits.connect_timeout, attempt).await.map_err(|_| HttpError::ConnectionTimeout)?
+}
+
 async fn send(
     mut request: http::Request<WasiBody>,
     target: &Target,
-    address: SocketAddr,
+    addresses: &[SocketAddr],
     limits: HttpLimits,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-    let tcp = tokio::time::timeout(limits.connect_timeout, TcpStream::connect(address))
-        .await
-        .map_err(|_| HttpError::ConnectionTimeout)?
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => HttpError::ConnectionRefused,
-            _ => HttpError::Connect(e),
-        })?;
+    let tcp = connect(addresses, limits).await?;
     let stream: Box<dyn Stream> = if target.scheme == "https" {
         let name = rustls::pki_types::ServerName::try_from(target.host.clone())
             .map_err(|_| HttpError::HttpRequestUriInvalid)?;
