@@ -49,9 +49,23 @@ pub struct JqLink;
 type Data = data::JustLut<Val>;
 type Program = jaq_core::Filter<Data>;
 
-/// Compile a jq program with the jq standard library, or describe why it does not
-/// compile.
+/// Compile a jq program, or describe why it does not compile. Every vCon gets a
+/// fresh instance, so the program is compiled on every call: it is first tried
+/// with the native functions alone (enough for most filters: paths, comparisons,
+/// `length`, `select`, …), which costs a small fraction of parsing the standard
+/// library's jq definitions, and only then with the whole standard library.
 fn compile(code: &str) -> Result<Program, String> {
+    compile_natives(code).or_else(|_| compile_with_std(code))
+}
+
+fn compile_natives(code: &str) -> Result<Program, String> {
+    let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+    let arena = Arena::default();
+    let modules = Loader::new(jaq_core::defs()).load(&arena, File { code, path: () }).map_err(describe_load_errors)?;
+    Compiler::default().with_funs(funs).compile(modules).map_err(describe_compile_errors)
+}
+
+fn compile_with_std(code: &str) -> Result<Program, String> {
     let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
     let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
     let arena = Arena::default();
