@@ -38,21 +38,35 @@ impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: IoFuture,
     ) -> SendFuture {
         let link = self.link.clone();
         let allowed = self.allowed.clone();
-        let limits = self.limits;
+        let limits = narrowed(self.limits, options);
         Box::new(async move {
             let target = Target::of(&request)?;
             if !allowed.iter().any(|entry| entry.allows(&target.scheme, &target.host, target.port)) {
-                tracing::warn!(%link, url = %request.uri(), "outbound request denied: host not in allowed_outbound_hosts");
+                // The origin only: a query string may carry a credential.
+                let origin = format!("{}://{}:{}", target.scheme, target.host, target.port);
+                tracing::warn!(%link, %origin, "outbound request denied: host not in allowed_outbound_hosts");
                 return Err(HttpError::HttpRequestDenied);
             }
             let addresses = resolve(&target, &allowed, &link).await?;
             send(request, &target, &addresses, limits).await
         })
+    }
+}
+
+/// The host's caps, shortened where the guest asked for less time.
+fn narrowed(limits: HttpLimits, options: Option<wasmtime_wasi_http::RequestOptions>) -> HttpLimits {
+    let Some(options) = options else { return limits };
+    let pick = |asked: Option<std::time::Duration>, cap: std::time::Duration| asked.map_or(cap, |t| t.min(cap));
+    HttpLimits {
+        connect_timeout: pick(options.connect_timeout, limits.connect_timeout),
+        first_byte_timeout: pick(options.first_byte_timeout, limits.first_byte_timeout),
+        between_bytes_timeout: pick(options.between_bytes_timeout, limits.between_bytes_timeout),
+        max_response_bytes: limits.max_response_bytes,
     }
 }
 
@@ -265,6 +279,22 @@ impl Body for CappedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guest_may_shorten_the_timeouts_but_not_lengthen_them() {
+        use std::time::Duration;
+        let caps = HttpLimits::default();
+        let asked = wasmtime_wasi_http::RequestOptions {
+            connect_timeout: Some(Duration::from_secs(3600)),
+            first_byte_timeout: Some(Duration::from_secs(2)),
+            between_bytes_timeout: None,
+        };
+        let limits = narrowed(caps, Some(asked));
+        assert_eq!(limits.connect_timeout, caps.connect_timeout);
+        assert_eq!(limits.first_byte_timeout, Duration::from_secs(2));
+        assert_eq!(limits.between_bytes_timeout, caps.between_bytes_timeout);
+        assert_eq!(narrowed(caps, None), caps);
+    }
 
     #[test]
     fn internal_addresses_are_recognised() {
