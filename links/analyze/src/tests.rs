@@ -1,24 +1,12 @@
 use super::*;
 use conserver_link_sdk::http::{HttpError, Response};
-use conserver_llm::testing::{FakeServer, chat_answer, grant_secrets, status};
+use conserver_llm::testing::{self, FakeServer, analysis_of, chat_answer, grant_secrets, status, with_key};
 use serde_json::json;
 
 const TRANSCRIPT: &str = "Customer: I was charged twice. Agent: I'll refund you.";
 
 fn ctx(options: Value) -> Context {
-    grant_secrets(&[]);
-    let mut ctx = Context::for_test("analyze", options);
-    ctx.vcon_uuid = "uuid-1".into();
-    ctx
-}
-
-/// Options with an OpenAI key and instant retries.
-fn with_key(extra: Value) -> Value {
-    let mut options = json!({"OPENAI_API_KEY": "sk-test", "retry_backoff_secs": 0});
-    if let (Some(map), Value::Object(extra)) = (options.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    options
+    testing::context("analyze", options)
 }
 
 /// A vCon with one dialog per transcript, each with a Deepgram-shaped transcript.
@@ -30,11 +18,6 @@ fn vcon(transcripts: &[&str]) -> Vcon {
         .map(|(i, t)| json!({"type": "transcript", "dialog": i, "vendor": "deepgram", "body": {"paragraphs": {"transcript": t}}}))
         .collect();
     Vcon::from_json(&json!({"uuid": "uuid-1", "dialog": dialog, "analysis": analysis}).to_string()).unwrap()
-}
-
-fn analysis_of(verdict: &Verdict, kind: &str) -> Vec<Value> {
-    let vcon = verdict.vcon().expect("the vCon was changed");
-    source::analysis_entries(vcon).into_iter().filter(|a| a["type"] == kind).collect()
 }
 
 #[test]

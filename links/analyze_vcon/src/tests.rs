@@ -1,23 +1,12 @@
 use super::*;
 use conserver_link_sdk::http::HttpError;
-use conserver_llm::testing::{FakeServer, chat_answer, grant_secrets, status};
+use conserver_llm::testing::{self, FakeServer, analysis_of, chat_answer, status, with_key};
 use serde_json::json;
 
 const ANSWER: &str = r#"{"sentiment": "positive", "topics": ["billing"], "score": 0.5}"#;
 
 fn ctx(options: Value) -> Context {
-    grant_secrets(&[]);
-    let mut ctx = Context::for_test("whole", options);
-    ctx.vcon_uuid = "uuid-1".into();
-    ctx
-}
-
-fn with_key(extra: Value) -> Value {
-    let mut options = json!({"OPENAI_API_KEY": "sk-test", "retry_backoff_secs": 0});
-    if let (Some(map), Value::Object(extra)) = (options.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    options
+    testing::context("whole", options)
 }
 
 fn document() -> Value {
@@ -35,11 +24,6 @@ fn document() -> Value {
 
 fn vcon() -> Vcon {
     Vcon::from_json(&document().to_string()).unwrap()
-}
-
-fn analysis_of(verdict: &Verdict, kind: &str) -> Vec<Value> {
-    let vcon = verdict.vcon().expect("the vCon was changed");
-    source::analysis_entries(vcon).into_iter().filter(|a| a["type"] == kind).collect()
 }
 
 /// The vCon JSON at the end of the user message.

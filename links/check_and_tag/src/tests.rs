@@ -1,15 +1,12 @@
 use super::*;
 use conserver_link_sdk::http::HttpError;
-use conserver_llm::testing::{FakeServer, chat_answer, grant_secrets, status};
+use conserver_llm::testing::{self, FakeServer, analysis_of, chat_answer, status};
 use serde_json::{Value, json};
 
 const QUESTION: &str = "Is the customer asking about billing?";
 
 fn ctx(options: Value) -> Context {
-    grant_secrets(&[]);
-    let mut ctx = Context::for_test("billing_check", options);
-    ctx.vcon_uuid = "uuid-1".into();
-    ctx
+    testing::context("billing_check", options)
 }
 
 /// The required options, an OpenAI key and instant retries, plus `extra`.
@@ -37,10 +34,6 @@ fn vcon(bodies: &[Value]) -> Vcon {
 
 fn changed(verdict: &Verdict) -> &Vcon {
     verdict.vcon().expect("the vCon was changed")
-}
-
-fn analysis_of(verdict: &Verdict, kind: &str) -> Vec<Value> {
-    source::analysis_entries(changed(verdict)).into_iter().filter(|a| a["type"] == kind).collect()
 }
 
 #[test]

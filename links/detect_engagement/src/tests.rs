@@ -1,23 +1,12 @@
 use super::*;
 use conserver_link_sdk::http::HttpError;
-use conserver_llm::testing::{FakeServer, grant_secrets, responses_answer, status};
+use conserver_llm::testing::{self, FakeServer, analysis_of, grant_secrets, responses_answer, status, with_key};
 use serde_json::json;
 
 const TRANSCRIPT: &str = "Agent: Hello, how can I help? Customer: My order is late.";
 
 fn ctx(options: Value) -> Context {
-    grant_secrets(&[]);
-    let mut ctx = Context::for_test("engagement", options);
-    ctx.vcon_uuid = "uuid-1".into();
-    ctx
-}
-
-fn with_key(extra: Value) -> Value {
-    let mut options = json!({"OPENAI_API_KEY": "sk-test", "retry_backoff_secs": 0});
-    if let (Some(map), Value::Object(extra)) = (options.as_object_mut(), extra) {
-        map.extend(extra);
-    }
-    options
+    testing::context("engagement", options)
 }
 
 fn vcon(transcripts: &[&str]) -> Vcon {
@@ -32,10 +21,6 @@ fn vcon(transcripts: &[&str]) -> Vcon {
 
 fn changed(verdict: &Verdict) -> &Vcon {
     verdict.vcon().expect("the vCon was changed")
-}
-
-fn analysis_of(verdict: &Verdict, kind: &str) -> Vec<Value> {
-    source::analysis_entries(changed(verdict)).into_iter().filter(|a| a["type"] == kind).collect()
 }
 
 #[test]

@@ -93,3 +93,29 @@ pub fn responses_answer(text: &str) -> Response {
 pub fn status(code: u16, message: &str) -> Response {
     Response::new(code, json!({"error": {"message": message}}).to_string())
 }
+
+/// A context for link `link` with `options`, the vCon uuid `uuid-1` and no
+/// secrets granted.
+pub fn context(link: &str, options: Value) -> conserver_link_sdk::Context {
+    grant_secrets(&[]);
+    let mut ctx = conserver_link_sdk::Context::for_test(link, options);
+    ctx.vcon_uuid = "uuid-1".into();
+    ctx
+}
+
+/// Options with an OpenAI key and instant retries, plus `extra`.
+pub fn with_key(extra: Value) -> Value {
+    let mut options = json!({"OPENAI_API_KEY": "sk-test", "retry_backoff_secs": 0});
+    if let (Some(map), Value::Object(extra)) = (options.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    options
+}
+
+/// The analyses of type `kind` in the vCon the link returned (panics when the
+/// link left the vCon unchanged).
+#[allow(clippy::expect_used)] // test support: a missing vCon fails the test
+pub fn analysis_of(verdict: &conserver_link_sdk::Verdict, kind: &str) -> Vec<Value> {
+    let vcon = verdict.vcon().expect("the vCon was changed");
+    crate::source::analysis_entries(vcon).into_iter().filter(|a| a["type"] == kind).collect()
+}
