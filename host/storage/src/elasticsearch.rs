@@ -192,15 +192,16 @@ pub fn documents(prefix: &str, uuid: &str, vcon: &Map<String, Value>) -> Vec<Ind
     common.insert("started_at".into(), first.get("start").cloned().unwrap_or(Value::Null));
     let attachments = section("attachments");
     if let Some(tenant) = attachments.iter().find(|a| kind(a).is_some_and(|k| k == "tenant"))
-        && let Some(id) = parsed_body(tenant).get("id")
+        && let Some(id) = tenant.as_object().map(parsed_body).and_then(|body| body.get("id").cloned())
     {
-        common.insert("tenant_id".into(), id.clone());
+        common.insert("tenant_id".into(), id);
     }
     let mut out = Vec::new();
     let mut push = |index: String, position: usize, part: &Value, parse_body: bool| {
         let Value::Object(part) = part else { return };
         let mut document = part.clone();
-        if parse_body && let Some(body) = document.get("body").map(|_| parsed_body(&Value::Object(part.clone()))) {
+        if parse_body && document.contains_key("body") {
+            let body = parsed_body(&document);
             document.insert("body".into(), body);
         }
         document.extend(common.clone());
@@ -235,7 +236,7 @@ fn kind(part: &Value) -> Option<&str> {
 }
 
 /// The body, parsed when it is a JSON-encoded string (`encoding: json`).
-fn parsed_body(part: &Value) -> Value {
+fn parsed_body(part: &Map<String, Value>) -> Value {
     let body = part.get("body").cloned().unwrap_or(Value::Null);
     match (&body, part.get("encoding").and_then(Value::as_str)) {
         (Value::String(text), Some("json")) => serde_json::from_str(text).unwrap_or(body),
