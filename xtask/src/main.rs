@@ -7,7 +7,8 @@
 //! * `run` — build everything (release) and serve `config.example.yml` on
 //!   127.0.0.1:8000 with the embedded broker.
 //! * `test` — start the services the tests need when they are not running (Redis, a
-//!   3-node Redis Cluster on ports 7101-7103; moto for S3),
+//!   3-node Redis Cluster on ports 7101-7103; moto for S3; sox, espeak-ng and
+//!   ffmpeg for the media tests),
 //!   build the links, fixtures and the link template, then run every test.
 //!
 //! Nothing here runs nested cargo from a build script; every step is visible.
@@ -144,6 +145,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     services::ensure_redis()?;
     services::ensure_redis_cluster()?;
     services::ensure_moto()?;
+    services::ensure_audio_tools()?;
     build_links(root, &["debug"])?;
     // The link template must keep building against the SDK.
     status(

@@ -35,7 +35,8 @@ fn apt_install(package: &str) -> Result<()> {
         if installed("sudo") && !is_root() { run("sudo", &[&["apt-get"], args].concat()) } else { run("apt-get", args) }
     };
     apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", package])
+    let packages: Vec<&str> = package.split_whitespace().collect();
+    apt(&[&["install", "-y", "-qq"][..], &packages].concat())
 }
 
 fn is_root() -> bool {
@@ -135,6 +136,17 @@ pub fn ensure_redis_cluster() -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     bail!("the Redis Cluster on ports {CLUSTER_PORTS:?} did not reach cluster_state:ok")
+}
+
+/// Make sure the audio tools the media tests generate recordings with (and
+/// compare against) are installed: sox, espeak-ng and ffmpeg, from Debian.
+pub fn ensure_audio_tools() -> Result<()> {
+    let missing: Vec<&str> =
+        [("sox", "sox"), ("espeak-ng", "espeak-ng"), ("ffmpeg", "ffmpeg")].iter().filter(|(program, _)| !installed(program)).map(|(_, package)| *package).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing.join(" "))
 }
 
 /// Make sure `moto_server` (an S3-compatible HTTP server from PyPI) is installed;

@@ -1,0 +1,226 @@
+//! Decoding with symphonia, one packet at a time: [`Decoder`] yields interleaved
+//! `f32` samples (full scale ±1.0) so callers can measure, downmix and resample
+//! without ever holding the whole recording. [`probe`] reads format, codec,
+//! rate, channels and duration (from the container's frame count, or by decoding
+//! when the container does not say).
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, CodecParameters, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+use crate::MediaError;
+
+/// What [`probe`] finds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeInfo {
+    /// The container: `mp3`, `wav`, `flac`, `ogg`, `mp4`, `mkv`….
+    pub format: String,
+    /// The codec, as symphonia names it (`mp3`, `pcm_s16le`, `pcm_mulaw`, `flac`, `vorbis`, `aac`…).
+    pub codec: String,
+    /// Frames per second.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u16,
+    /// Bits per sample of PCM sources (the full scale silence is measured
+    /// against); 16 for compressed codecs, which ffmpeg decodes to 16 bits.
+    pub bits_per_sample: u32,
+    /// Duration in seconds.
+    pub duration_secs: f64,
+    /// Frames in the stream.
+    pub frames: u64,
+}
+
+/// Decoded samples of one packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Block<'a> {
+    /// Interleaved samples, full scale ±1.0.
+    pub samples: &'a [f32],
+    /// Channels per frame.
+    pub channels: u16,
+}
+
+/// A packet-by-packet decoder of the first audio track.
+pub struct Decoder {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn symphonia::core::codecs::Decoder>,
+    track_id: u32,
+    buffer: Option<SampleBuffer<f32>>,
+    /// The probed format name.
+    pub format_name: String,
+    /// The codec name.
+    pub codec_name: String,
+    /// Frames per second.
+    pub sample_rate: u32,
+    /// Channels per frame.
+    pub channels: u16,
+    /// Bits per sample (see [`ProbeInfo::bits_per_sample`]).
+    pub bits_per_sample: u32,
+    /// Frames the container announces, if it does.
+    pub announced_frames: Option<u64>,
+}
+
+/// The container, from its magic bytes (symphonia's readers do not name
+/// themselves).
+fn container_name(bytes: &[u8]) -> &'static str {
+    let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
+    if at(0, b"RIFF") && at(8, b"WAVE") {
+        "wav"
+    } else if at(0, b"fLaC") {
+        "flac"
+    } else if at(0, b"OggS") {
+        "ogg"
+    } else if at(4, b"ftyp") {
+        "mp4"
+    } else if at(0, &[0x1a, 0x45, 0xdf, 0xa3]) {
+        "mkv"
+    } else if at(0, b"ID3")
+        || bytes.first() == Some(&0xff) && bytes.get(1).is_some_and(|b| b & 0xe0 == 0xe0 && b & 0x06 != 0)
+    {
+        "mp3"
+    } else if bytes.first() == Some(&0xff) && bytes.get(1).is_some_and(|b| b & 0xf6 == 0xf0) {
+        "aac"
+    } else {
+        "unknown"
+    }
+}
+
+fn codec_name(params: &CodecParameters) -> String {
+    symphonia::default::get_codecs()
+        .get_codec(params.codec)
+        .map_or_else(|| format!("codec {}", params.codec), |d| d.short_name.to_string())
+}
+
+fn unsupported_or_corrupt(error: SymphoniaError, what: &str) -> MediaError {
+    match error {
+        SymphoniaError::Unsupported(why) => MediaError::Unsupported(format!("{what}: {why}")),
+        other => MediaError::Corrupt(format!("{what}: {other}")),
+    }
+}
+
+impl Decoder {
+    /// Open `bytes`; `extension` (e.g. from the dialog's `filename`) is a hint only.
+    pub fn open(bytes: Arc<[u8]>, extension: Option<&str>) -> Result<Self, MediaError> {
+        let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes.clone())), Default::default());
+        let mut hint = Hint::new();
+        if let Some(extension) = extension {
+            hint.with_extension(extension);
+        }
+        let probed = symphonia::default::get_probe()
+            .format(
+                &hint,
+                stream,
+                &FormatOptions { enable_gapless: true, ..Default::default() },
+                &MetadataOptions::default(),
+            )
+            .map_err(|e| match e {
+                SymphoniaError::Unsupported(_) => MediaError::Unsupported(
+                    "not a container symphonia reads (mp3, wav, flac, ogg, mp4/m4a, mkv/webm)".into(),
+                ),
+                other => MediaError::Corrupt(format!("cannot read the container: {other}")),
+            })?;
+        let format = probed.format;
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or_else(|| MediaError::Unsupported("no audio track with a known codec".into()))?;
+        let params = track.codec_params.clone();
+        let codec = codec_name(&params);
+        let decoder = symphonia::default::get_codecs()
+            .make(&params, &DecoderOptions::default())
+            .map_err(|e| unsupported_or_corrupt(e, &format!("codec {codec}")))?;
+        let sample_rate =
+            params.sample_rate.filter(|r| *r > 0).ok_or_else(|| MediaError::Corrupt("no sample rate".into()))?;
+        let channels = params.channels.map_or(0, |c| c.count() as u16);
+        let bits_per_sample = if codec.starts_with("pcm") { params.bits_per_sample.unwrap_or(16) } else { 16 };
+        Ok(Self {
+            format_name: container_name(&bytes).to_string(),
+            codec_name: codec,
+            track_id: track.id,
+            announced_frames: params.n_frames,
+            format,
+            decoder,
+            buffer: None,
+            sample_rate,
+            channels,
+            bits_per_sample,
+        })
+    }
+
+    /// The next block of interleaved samples, `None` at the end. A damaged packet
+    /// is skipped, as players do; a stream that yields nothing at all is corrupt.
+    pub fn next_block(&mut self) -> Result<Option<Block<'_>>, MediaError> {
+        if !self.decode_next_packet()? {
+            return Ok(None);
+        }
+        Ok(self.buffer.as_ref().map(|buffer| Block { samples: buffer.samples(), channels: self.channels }))
+    }
+
+    /// Decode the next packet of the track into the buffer; `false` at the end.
+    fn decode_next_packet(&mut self) -> Result<bool, MediaError> {
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(packet) => packet,
+                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                Err(SymphoniaError::ResetRequired) => return Ok(false),
+                Err(e) => return Err(MediaError::Corrupt(format!("reading packets: {e}"))),
+            };
+            if packet.track_id() != self.track_id {
+                continue;
+            }
+            let decoded = match self.decoder.decode(&packet) {
+                Ok(decoded) => decoded,
+                Err(SymphoniaError::DecodeError(_)) => continue,
+                Err(e) => return Err(unsupported_or_corrupt(e, "decoding")),
+            };
+            if decoded.frames() == 0 {
+                continue;
+            }
+            let spec = *decoded.spec();
+            self.channels = spec.channels.count() as u16;
+            let needed = decoded.capacity();
+            if self.buffer.as_ref().is_none_or(|b| b.capacity() < needed * spec.channels.count()) {
+                self.buffer = Some(SampleBuffer::new(needed as u64, spec));
+            }
+            if let Some(buffer) = self.buffer.as_mut() {
+                buffer.copy_interleaved_ref(decoded);
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// Probe `bytes`: container, codec, rate, channels and duration.
+pub fn probe(bytes: Arc<[u8]>, extension: Option<&str>) -> Result<ProbeInfo, MediaError> {
+    let mut decoder = Decoder::open(bytes, extension)?;
+    let frames = match decoder.announced_frames {
+        Some(frames) if frames > 0 => frames,
+        _ => {
+            let mut samples = 0u64;
+            while let Some(block) = decoder.next_block()? {
+                samples += block.samples.len() as u64;
+            }
+            samples / u64::from(decoder.channels.max(1))
+        }
+    };
+    if decoder.channels == 0 {
+        // Containers that announce no layout learn it from the first packet.
+        decoder.next_block()?;
+    }
+    Ok(ProbeInfo {
+        format: decoder.format_name.clone(),
+        codec: decoder.codec_name.clone(),
+        sample_rate: decoder.sample_rate,
+        channels: decoder.channels,
+        bits_per_sample: decoder.bits_per_sample,
+        duration_secs: frames as f64 / f64::from(decoder.sample_rate),
+        frames,
+    })
+}

@@ -1,0 +1,20 @@
+//! Dialog media for links, done natively by the host so links need neither big
+//! memories nor codecs: where a dialog's bytes are and whether they match their
+//! hashes ([`source`]), probing and decoding with symphonia ([`decode`]),
+//! resampling ([`resample`]), WAV encoding ([`encode`]), the Python conserver's
+//! silence rule ([`silence`]) and chunking long recordings with bounded memory
+//! ([`chunk`]).
+
+pub mod chunk;
+pub mod decode;
+pub mod encode;
+mod error;
+pub mod resample;
+pub mod silence;
+pub mod source;
+
+pub use chunk::{Chunk, ChunkRequest, Chunks, chunks, plan_cuts};
+pub use decode::{Block, Decoder, ProbeInfo, probe};
+pub use error::MediaError;
+pub use silence::SilenceRule;
+pub use source::{MediaLocation, locate, verify};
