@@ -7,19 +7,19 @@
 /// The value stored under `key`, unless it expired or was never set.
 #[cfg(target_arch = "wasm32")]
 pub fn get(key: &str) -> Option<Vec<u8>> {
-    crate::bindings::vcon::conserver::cache::get(key)
+    crate::bindings::vcon::conserver0_1_0::cache::get(key)
 }
 
 /// Store `value` under `key` for `ttl_secs` seconds.
 #[cfg(target_arch = "wasm32")]
 pub fn set(key: &str, value: &[u8], ttl_secs: u32) -> Result<(), String> {
-    crate::bindings::vcon::conserver::cache::set(key, value, ttl_secs)
+    crate::bindings::vcon::conserver0_1_0::cache::set(key, value, ttl_secs)
 }
 
 /// Forget `key`.
 #[cfg(target_arch = "wasm32")]
 pub fn delete(key: &str) {
-    crate::bindings::vcon::conserver::cache::delete(key);
+    crate::bindings::vcon::conserver0_1_0::cache::delete(key);
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::LinkError;
-use crate::bindings::vcon::conserver::types as wit;
+use crate::bindings::vcon::conserver0_1_0::types as wit;
 
 /// Where and why a link is being called, with its options from the config.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The error a link returns when it cannot process a vCon.
 
-use crate::bindings::vcon::conserver::types as wit;
+use crate::bindings::vcon::conserver0_1_0::types as wit;
 
 /// A failure reported by the link. The host sends the vCon to the dead-letter queue
 /// with [`LinkError::message`] as the reason.

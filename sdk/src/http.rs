@@ -16,7 +16,11 @@
 //! Links take a `&dyn Transport` so their unit tests can answer requests with a
 //! closure ([`Transport`] is implemented for `Fn(&Request) -> Result<Response,
 //! HttpError>`); native builds have no network access through [`Client`].
+//!
+//! [`multipart`] builds `multipart/form-data` bodies (text fields and file
+//! uploads) and reads them back: `Request::post(url).multipart(&form)`.
 
+pub mod multipart;
 #[cfg(target_arch = "wasm32")]
 mod wasi;
 

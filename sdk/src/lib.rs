@@ -43,6 +43,7 @@ mod context;
 mod error;
 pub mod http;
 pub mod log;
+pub mod media;
 pub mod secrets;
 pub mod tracer;
 mod vcon;
@@ -53,8 +54,9 @@ mod verdict;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "link",
-        path: "../wit",
+        world: "vcon:conserver/link@0.2.0",
+        path: ["../wit", "../wit/0.2.0"],
+        generate_all,
         default_bindings_module: "conserver_link_sdk::bindings",
         pub_export_macro: true,
         export_macro_name: "export_link_world",
@@ -72,9 +74,9 @@ pub mod tracer_bindings {
         pub_export_macro: true,
         export_macro_name: "export_tracer_world",
         with: {
-            "vcon:conserver/log@0.1.0": crate::bindings::vcon::conserver::log,
-            "vcon:conserver/secrets@0.1.0": crate::bindings::vcon::conserver::secrets,
-            "vcon:conserver/cache@0.1.0": crate::bindings::vcon::conserver::cache,
+            "vcon:conserver/log@0.1.0": crate::bindings::vcon::conserver0_1_0::log,
+            "vcon:conserver/secrets@0.1.0": crate::bindings::vcon::conserver0_1_0::secrets,
+            "vcon:conserver/cache@0.1.0": crate::bindings::vcon::conserver0_1_0::cache,
         },
     });
 }
@@ -121,13 +123,13 @@ macro_rules! export_link {
 
             struct Export;
 
-            impl $crate::bindings::exports::vcon::conserver::processor::Guest for Export {
+            impl $crate::bindings::exports::vcon::conserver0_1_0::processor::Guest for Export {
                 fn process(
-                    context: $crate::bindings::vcon::conserver::types::Context,
+                    context: $crate::bindings::vcon::conserver0_1_0::types::Context,
                     vcon: ::std::string::String,
                 ) -> ::std::result::Result<
-                    $crate::bindings::vcon::conserver::types::Verdict,
-                    $crate::bindings::vcon::conserver::types::LinkError,
+                    $crate::bindings::vcon::conserver0_1_0::types::Verdict,
+                    $crate::bindings::vcon::conserver0_1_0::types::LinkError,
                 > {
                     $crate::__private::run::<$link>(context, vcon)
                 }
@@ -141,7 +143,7 @@ macro_rules! export_link {
 /// Glue used by [`export_link!`]; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    use crate::bindings::vcon::conserver::types as wit;
+    use crate::bindings::vcon::conserver0_1_0::types as wit;
     use crate::{Context, Link, LinkError, Vcon};
 
     /// Decode the inputs, run the tracer.

@@ -3,7 +3,7 @@
 //! builds (a link's unit tests) lines go to stderr instead.
 
 #[cfg(target_arch = "wasm32")]
-use crate::bindings::vcon::conserver::log::{Level, write};
+use crate::bindings::vcon::conserver0_1_0::log::{Level, write};
 
 #[cfg(not(target_arch = "wasm32"))]
 #[derive(Debug)]

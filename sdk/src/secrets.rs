@@ -27,7 +27,7 @@ impl std::error::Error for SecretError {}
 /// The value of the secret `name`.
 #[cfg(target_arch = "wasm32")]
 pub fn get(name: &str) -> Result<String, SecretError> {
-    use crate::bindings::vcon::conserver::secrets as host;
+    use crate::bindings::vcon::conserver0_1_0::secrets as host;
     host::get(name).map_err(|e| match e {
         host::SecretError::NotGranted => SecretError::NotGranted,
         host::SecretError::NotSet => SecretError::NotSet,

@@ -1,6 +1,6 @@
 //! A link's answer: what the chain does next, and what the host should do for it.
 
-use crate::bindings::vcon::conserver::types as wit;
+use crate::bindings::vcon::conserver0_1_0::types as wit;
 use crate::{LinkError, Vcon};
 
 /// Something the link asks the host to do once the step succeeded.

@@ -141,8 +141,11 @@ pub fn ensure_redis_cluster() -> Result<()> {
 /// Make sure the audio tools the media tests generate recordings with (and
 /// compare against) are installed: sox, espeak-ng and ffmpeg, from Debian.
 pub fn ensure_audio_tools() -> Result<()> {
-    let missing: Vec<&str> =
-        [("sox", "sox"), ("espeak-ng", "espeak-ng"), ("ffmpeg", "ffmpeg")].iter().filter(|(program, _)| !installed(program)).map(|(_, package)| *package).collect();
+    let missing: Vec<&str> = [("sox", "sox"), ("espeak-ng", "espeak-ng"), ("ffmpeg", "ffmpeg")]
+        .iter()
+        .filter(|(program, _)| !installed(program))
+        .map(|(_, package)| *package)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }

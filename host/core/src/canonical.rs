@@ -40,35 +40,54 @@ impl EgressFormat {
     }
 }
 
-/// Move `from` to `to` in `map` unless `to` is already there; `from` is dropped either way.
-fn rename(map: &mut Map<String, Value>, from: &str, to: &str) {
-    if let Some(value) = map.shift_remove(from)
-        && !map.contains_key(to)
-    {
+/// Move `from` to `to` in `map` unless `to` is already there; `from` is dropped
+/// either way. Whether `from` was there.
+fn rename(map: &mut Map<String, Value>, from: &str, to: &str) -> bool {
+    let Some(value) = map.shift_remove(from) else {
+        return false;
+    };
+    if !map.contains_key(to) {
         map.insert(to.to_string(), value);
     }
+    true
 }
 
 fn entries_mut<'a>(doc: &'a mut Map<String, Value>, section: &str) -> impl Iterator<Item = &'a mut Map<String, Value>> {
     doc.get_mut(section).and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut)
 }
 
-/// The Python read-path canonicalisation (storage-fallback re-cache).
-pub fn canonicalize(mut doc: Map<String, Value>) -> Map<String, Value> {
+/// What Python's `VconRedis.get_vcon` does on every read (`normalize_legacy_fields`):
+/// legacy names become the 0.4.0 names (`appended`→`amended`, `must_support`→
+/// `critical`, `schema_version`→`schema`, `mimetype`→`mediatype`, attachment
+/// `type`→`purpose` when `purpose` is absent). Links see vCons in this form.
+/// Whether anything was renamed.
+pub fn normalize_legacy_fields(doc: &mut Map<String, Value>) -> bool {
+    let mut changed = false;
     for (from, to) in TOP_RENAMES {
-        rename(&mut doc, from, to);
+        changed |= rename(doc, from, to);
     }
     for section in SECTIONS {
-        for entry in entries_mut(&mut doc, section) {
+        for entry in entries_mut(doc, section) {
             for (from, to) in ENTRY_RENAMES {
-                rename(entry, from, to);
+                changed |= rename(entry, from, to);
             }
             if *section == "attachments" && !entry.contains_key("purpose") {
-                rename(entry, "type", "purpose");
+                changed |= rename(entry, "type", "purpose");
             }
-            if *section != "dialog"
-                && let Some(body @ (Value::Object(_) | Value::Array(_))) = entry.get("body")
-            {
+        }
+    }
+    changed
+}
+
+/// What Python's `_enforce_spec_on_write` does to every vCon a link stores (and to
+/// one re-cached from a storage): [`normalize_legacy_fields`], `vcon: "0.4.0"`,
+/// empty `group`/`redacted` dropped, object/array analysis and attachment bodies
+/// JSON-encoded with `encoding: "json"`.
+pub fn canonicalize(mut doc: Map<String, Value>) -> Map<String, Value> {
+    normalize_legacy_fields(&mut doc);
+    for section in ["analysis", "attachments"] {
+        for entry in entries_mut(&mut doc, section) {
+            if let Some(body @ (Value::Object(_) | Value::Array(_))) = entry.get("body") {
                 let text = dumps(body);
                 entry.insert("body".into(), Value::String(text));
                 entry.insert("encoding".into(), Value::String("json".into()));
@@ -143,6 +162,27 @@ mod tests {
         assert_eq!(out["analysis"][0]["body"], "{\"k\": \"v\"}");
         assert_eq!(out["analysis"][0]["schema"], "1");
         assert_eq!(out["dialog"][0], json!({"mediatype": "audio/x-wav", "body": {"kept": true}}));
+    }
+
+    #[test]
+    fn reads_only_rename_legacy_fields() {
+        let mut doc = map(json!({
+            "vcon": "0.0.1", "appended": null, "group": [], "must_support": ["x"],
+            "attachments": [{"type": "tags", "body": ["a"]}, {"type": "lawful_basis", "purpose": "consent"}],
+            "analysis": [{"type": "summary", "body": {"k": "v"}, "schema_version": "1"}],
+            "dialog": [{"type": "recording", "mimetype": "audio/wav"}]
+        }));
+        assert!(normalize_legacy_fields(&mut doc));
+        assert_eq!(
+            Value::Object(doc.clone()),
+            json!({
+                "vcon": "0.0.1", "group": [], "amended": null, "critical": ["x"],
+                "attachments": [{"body": ["a"], "purpose": "tags"}, {"type": "lawful_basis", "purpose": "consent"}],
+                "analysis": [{"type": "summary", "body": {"k": "v"}, "schema": "1"}],
+                "dialog": [{"type": "recording", "mediatype": "audio/wav"}]
+            })
+        );
+        assert!(!normalize_legacy_fields(&mut doc), "a second pass changes nothing");
     }
 
     #[test]

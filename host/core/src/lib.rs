@@ -12,7 +12,7 @@ pub mod metrics;
 mod timestamp;
 mod validate;
 
-pub use canonical::{EgressFormat, canonicalize, to_legacy_001};
+pub use canonical::{EgressFormat, canonicalize, normalize_legacy_fields, to_legacy_001};
 pub use dlq::DlqReason;
 pub use error::{Problem, VconError};
 pub use form::VconForm;

@@ -15,6 +15,7 @@ mod error;
 mod link_cache;
 mod plan;
 mod process;
+mod spec_form;
 mod worker;
 
 pub use error::PipelineError;

@@ -9,7 +9,7 @@ use conserver_runtime::{Action, CallContext, Directive, TracePoint};
 use conserver_storage::{Storage, StorageError};
 use futures::future::join_all;
 
-use crate::ChainPlan;
+use crate::{ChainPlan, spec_form};
 
 /// Settings that shape processing.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +104,7 @@ async fn run_chain(
     options: ProcessOptions,
 ) -> Result<Result<Outcome, Failure>, BrokerError> {
     let uuid = item.uuid.as_str();
-    let Some(mut vcon) = load(broker, chain, uuid).await? else {
+    let Some(loaded) = load(broker, chain, uuid).await? else {
         return Ok(Err(Failure {
             step: "load".into(),
             error: format!(
@@ -113,7 +113,11 @@ async fn run_chain(
             retryable: false,
         }));
     };
+    // Links read the vCon as Python links do; what a link changes is stored in
+    // the spec-enforced form before the next link reads it.
+    let mut vcon = if chain.links.is_empty() { loaded } else { spec_form::as_read(loaded) };
     let mut changed = false;
+    let mut unwritten = false;
     let mut halted_by = None;
     let mut routes: Vec<String> = Vec::new();
     let mut expiry: Option<u64> = None;
@@ -123,6 +127,9 @@ async fn run_chain(
         return Ok(Err(failure));
     }
     for (index, step) in chain.links.iter().enumerate() {
+        if std::mem::take(&mut unwritten) {
+            vcon = spec_form::as_written(vcon);
+        }
         let ctx = CallContext {
             chain: &chain.name,
             vcon_uuid: uuid,
@@ -131,8 +138,13 @@ async fn run_chain(
         };
         let started = std::time::Instant::now();
         let result = step.link.invoke(ctx, &vcon).await;
-        let fuel = result.as_ref().map_or(0, |outcome| outcome.fuel_used);
-        metrics::record_link_call(&chain.name, step.link.name(), started.elapsed(), fuel, result.is_err());
+        let call = metrics::LinkCall {
+            elapsed: started.elapsed(),
+            fuel: result.as_ref().map_or(0, |outcome| outcome.fuel_used),
+            failed: result.is_err(),
+            cache_hits: result.as_ref().map_or(0, |outcome| outcome.cache_hits),
+        };
+        metrics::record_link_call(&chain.name, step.link.name(), call);
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(failure) => {
@@ -166,6 +178,7 @@ async fn run_chain(
         if let Action::Proceed(Some(new_vcon)) = outcome.action {
             vcon = new_vcon;
             changed = true;
+            unwritten = true;
         }
         if let Err(failure) = trace(chain, uuid, i32::try_from(index).unwrap_or(i32::MAX), &vcon).await {
             return Ok(Err(failure));
@@ -174,6 +187,9 @@ async fn run_chain(
             halted_by = Some(step.link.name().to_string());
             break;
         }
+    }
+    if unwritten {
+        vcon = spec_form::as_written(vcon);
     }
     if changed {
         broker.put_vcon(uuid, &vcon, Ttl::Keep).await?;

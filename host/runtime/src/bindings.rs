@@ -3,10 +3,11 @@
 //! the rest of the host uses instead of generated ones.
 
 wasmtime::component::bindgen!({
-    world: "link",
-    path: "../../wit",
-    imports: { "vcon:conserver/cache": async },
+    world: "vcon:conserver/link@0.2.0",
+    path: ["../../wit", "../../wit/0.2.0"],
+    imports: { "vcon:conserver/cache@0.1.0": async, "vcon:conserver/media@0.2.0": async },
     exports: { default: async },
+    with: { "vcon:conserver/media.chunks": crate::media_host::ChunksResource },
 });
 
 /// The tracer world, reusing the link world's import traits.
@@ -16,14 +17,14 @@ pub mod tracer {
         path: "../../wit",
         exports: { default: async },
         with: {
-            "vcon:conserver/log": super::vcon::conserver::log,
-            "vcon:conserver/secrets": super::vcon::conserver::secrets,
-            "vcon:conserver/cache": super::vcon::conserver::cache,
+            "vcon:conserver/log": super::vcon::conserver0_1_0::log,
+            "vcon:conserver/secrets": super::vcon::conserver0_1_0::secrets,
+            "vcon:conserver/cache": super::vcon::conserver0_1_0::cache,
         },
     });
 }
 
-pub use vcon::conserver::types as wit;
+pub use vcon::conserver0_1_0::types as wit;
 
 /// What the chain does after a link, with the vCon when the link changed it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -101,7 +101,13 @@ impl Runtime {
         let pre = self.linker.instantiate_pre(&component).map_err(not_a_link)?;
         let pre = LinkPre::new(pre).map_err(not_a_link)?;
         let capabilities = Capabilities::new(grants, self.link_cache.clone());
-        Ok(LoadedLink::new(name.to_string(), path.to_path_buf(), digest, pre, limits, capabilities))
+        // Only links that import `media` get the vCon copied into their host state.
+        let uses_media = component
+            .component_type()
+            .imports(&self.engine)
+            .any(|(import, _)| import.starts_with("vcon:conserver/media@"));
+        let link = LoadedLink::new(name.to_string(), path.to_path_buf(), digest, pre, limits, capabilities);
+        Ok(if uses_media { link.with_media() } else { link })
     }
 
     /// Like [`Runtime::load`], for a tracer component (world `tracer-component`).

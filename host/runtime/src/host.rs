@@ -1,7 +1,8 @@
 //! Per-call host state: an empty WASI context (no files, env, args or sockets;
 //! stderr captured into a bounded buffer), the memory limiter, the `log` import
 //! with its per-call budget, and the capabilities the link was granted: outbound
-//! HTTP through [`OutboundHttp`], its secrets, and its namespace of the cache.
+//! HTTP through [`OutboundHttp`], its secrets, its namespace of the cache, and the
+//! media of the vCon being processed (`media_host`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,11 +14,12 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::vcon::conserver::cache::Host as CacheHost;
-use crate::bindings::vcon::conserver::log::{Host as LogHost, Level};
-use crate::bindings::vcon::conserver::secrets::{Host as SecretsHost, SecretError};
+use crate::bindings::vcon::conserver0_1_0::cache::Host as CacheHost;
+use crate::bindings::vcon::conserver0_1_0::log::{Host as LogHost, Level};
+use crate::bindings::vcon::conserver0_1_0::secrets::{Host as SecretsHost, SecretError};
 use crate::grants::{Grants, HttpLimits, scrub};
 use crate::kv::{self, LinkCache};
+use crate::media_host::MediaState;
 use crate::outbound_http::OutboundHttp;
 
 /// What a loaded link may use, shared by all its calls.
@@ -69,14 +71,17 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHttp,
-    capabilities: Capabilities,
-    table: ResourceTable,
+    pub(crate) capabilities: Capabilities,
+    pub(crate) table: ResourceTable,
+    pub(crate) media: MediaState,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stderr: MemoryOutputPipe,
-    labels: CallLabels,
+    pub(crate) labels: CallLabels,
     log_lines: u32,
     pub(crate) deadline: std::time::Instant,
     pub(crate) timed_out: bool,
+    /// Cache reads that found a value during this call.
+    pub(crate) cache_hits: u64,
 }
 
 impl HostState {
@@ -99,12 +104,14 @@ impl HostState {
             hooks,
             capabilities,
             table: ResourceTable::new(),
+            media: MediaState::default(),
             limiter: MemoryLimiter { cap: usize::try_from(memory_cap).unwrap_or(usize::MAX), exceeded: false },
             stderr,
             labels,
             log_lines: 0,
             deadline,
             timed_out: false,
+            cache_hits: 0,
         }
     }
 
@@ -154,7 +161,10 @@ impl CacheHost for HostState {
             return None;
         }
         match self.capabilities.cache.get(&self.cache_key(&key)).await {
-            Ok(value) => value,
+            Ok(value) => {
+                self.cache_hits += u64::from(value.is_some());
+                value
+            }
             Err(error) => {
                 tracing::warn!(link = %self.labels.link, %error, "link cache read failed; treated as a miss");
                 None
@@ -230,4 +240,4 @@ impl ResourceLimiter for MemoryLimiter {
 }
 
 /// The `types` interface has no functions; the world imports it for its types.
-impl crate::bindings::vcon::conserver::types::Host for HostState {}
+impl crate::bindings::vcon::conserver0_1_0::types::Host for HostState {}

@@ -2,8 +2,8 @@
 //!
 //! One [`Runtime`] per process owns the wasmtime engine (fuel metering, epoch
 //! interruption, pooling allocator with an on-demand fallback), the linker (WASI
-//! with no capabilities granted, plus the host `log`, `secrets` and `cache` imports
-//! and `wasi:http` behind each link's allow-list) and the on-disk cache
+//! with no capabilities granted, plus the host `log`, `secrets`, `cache` and
+//! `media` imports and `wasi:http` behind each link's allow-list) and the on-disk cache
 //! of compiled components. [`Runtime::load`] turns a `.wasm` file into a
 //! [`LoadedLink`] (compiled once, pre-instantiated); [`LoadedLink::invoke`] runs one
 //! call in a fresh store under the link's fuel, memory and wall-clock limits and
@@ -18,6 +18,7 @@ mod grants;
 mod host;
 mod kv;
 mod link;
+mod media_host;
 mod outbound_http;
 mod tracer;
 

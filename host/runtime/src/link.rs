@@ -33,6 +33,8 @@ pub struct LinkOutcome {
     pub directives: Vec<Directive>,
     /// Fuel the call consumed.
     pub fuel_used: u64,
+    /// Reads of the link's cache that found a value.
+    pub cache_hits: u64,
 }
 
 /// A link component compiled and pre-instantiated, ready for many calls. Cheap to
@@ -45,6 +47,7 @@ pub struct LoadedLink {
     pre: LinkPre<HostState>,
     limits: Limits,
     capabilities: Capabilities,
+    uses_media: bool,
 }
 
 impl std::fmt::Debug for LoadedLink {
@@ -67,7 +70,18 @@ impl LoadedLink {
         limits: Limits,
         capabilities: Capabilities,
     ) -> Self {
-        Self { name, path, digest, pre, limits, capabilities }
+        Self { name, path, digest, pre, limits, capabilities, uses_media: false }
+    }
+
+    /// The same link, marked as importing `media` (its calls keep the vCon for it).
+    pub(crate) fn with_media(mut self) -> Self {
+        self.uses_media = true;
+        self
+    }
+
+    /// Whether the link imports the `media` capability (world 0.2.0).
+    pub fn uses_media(&self) -> bool {
+        self.uses_media
     }
 
     /// The link's configured name.
@@ -97,6 +111,9 @@ impl LoadedLink {
         let labels =
             CallLabels { link: self.name.clone(), chain: ctx.chain.to_string(), vcon_uuid: ctx.vcon_uuid.to_string() };
         let mut store = new_store(self.pre.engine(), labels, limits, self.capabilities.clone())?;
+        if self.uses_media {
+            store.data_mut().media.set_vcon(vcon);
+        }
         let wit_context = wit::Context {
             link_name: self.name.clone(),
             chain_name: ctx.chain.to_string(),
@@ -108,7 +125,7 @@ impl LoadedLink {
         // interrupt; a tick of slack lets the epoch path report first when it can.
         let call = tokio::time::timeout(timeout + EPOCH_TICK * 2, async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.vcon_conserver_processor().call_process(&mut store, &wit_context, vcon).await
+            instance.vcon_conserver0_1_0_processor().call_process(&mut store, &wit_context, vcon).await
         })
         .await;
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
@@ -128,6 +145,7 @@ impl LoadedLink {
                     action,
                     directives: verdict.directives.into_iter().map(Directive::from).collect(),
                     fuel_used,
+                    cache_hits: store.data().cache_hits,
                 })
             }
         }

@@ -58,6 +58,89 @@ impl WasiHttpHooks for OutboundHttp {
     }
 }
 
+/// What the host fetched for a link (dialog media).
+pub(crate) struct Fetched {
+    /// The answer's body.
+    pub body: Bytes,
+    /// Its `Content-Type`, if any.
+    pub content_type: Option<String>,
+}
+
+/// Why a host-side fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FetchError {
+    /// Not allowed for this link (its allow-list, or an internal address).
+    Denied(String),
+    /// Over the size cap.
+    TooLarge(String),
+    /// Anything else: connection, timeout, status.
+    Failed(String),
+}
+
+/// Redirects followed by a host-side fetch; each hop is checked like the first.
+const MAX_REDIRECTS: usize = 5;
+
+/// GET `url` on behalf of link `link`, under the same rules as the link's own
+/// requests: allow-list, internal addresses, time caps, and `limits`' size cap.
+/// Redirects are followed (each target checked again); the answer must be 2xx.
+pub(crate) async fn fetch(
+    url: &str,
+    link: &str,
+    allowed: &[AllowedHost],
+    limits: HttpLimits,
+) -> Result<Fetched, FetchError> {
+    let mut url = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let uri: http::Uri = url.parse().map_err(|_| FetchError::Failed(format!("`{url}` is not a valid URL")))?;
+        let empty = http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
+        let request = http::Request::get(uri.clone())
+            .header(http::header::USER_AGENT, "conserver")
+            .body(empty)
+            .map_err(|e| FetchError::Failed(format!("cannot build a request for `{url}`: {e}")))?;
+        let target = Target::of(&request).map_err(|e| FetchError::Failed(format!("`{url}`: {e}")))?;
+        let origin = format!("{}://{}:{}", target.scheme, target.host, target.port);
+        if !allowed.iter().any(|entry| entry.allows(&target.scheme, &target.host, target.port)) {
+            tracing::warn!(%link, %origin, "media fetch denied: host not in allowed_outbound_hosts");
+            return Err(FetchError::Denied(format!("{origin} is not in allowed_outbound_hosts")));
+        }
+        let addresses = resolve(&target, allowed, link).await.map_err(|e| match e {
+            HttpError::DestinationIpProhibited => FetchError::Denied(format!(
+                "{origin} resolves to an internal address not named in allowed_outbound_hosts"
+            )),
+            other => FetchError::Failed(format!("{origin}: {other}")),
+        })?;
+        let (response, _io) = send(request, &target, &addresses, limits)
+            .await
+            .map_err(|e| FetchError::Failed(format!("{origin}: {e}")))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok());
+            let Some(location) = location else {
+                return Err(FetchError::Failed(format!("{origin} answered {status} without a Location")));
+            };
+            url = if location.starts_with("http://") || location.starts_with("https://") {
+                location.to_string()
+            } else {
+                format!("{origin}{location}")
+            };
+            continue;
+        }
+        if !status.is_success() {
+            return Err(FetchError::Failed(format!("{origin} answered HTTP {status}")));
+        }
+        let content_type =
+            response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = response.into_body().collect().await.map_err(|e| match e {
+            HttpError::HttpResponseBodySize(_) => {
+                FetchError::TooLarge(format!("{origin} sent more than {} bytes", limits.max_response_bytes))
+            }
+            other => FetchError::Failed(format!("{origin}: reading the body: {other}")),
+        })?;
+        return Ok(Fetched { body: body.to_bytes(), content_type });
+    }
+    Err(FetchError::Failed(format!("more than {MAX_REDIRECTS} redirects from `{url}`")))
+}
+
 /// The host's caps, shortened where the guest asked for less time.
 fn narrowed(limits: HttpLimits, options: Option<wasmtime_wasi_http::RequestOptions>) -> HttpLimits {
     let Some(options) = options else { return limits };

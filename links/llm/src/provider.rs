@@ -13,6 +13,9 @@
 //!    New: `base_url` sends to any OpenAI-compatible server instead (e.g.
 //!    `http://vllm:8000/v1`); the key is then optional.
 //!
+//! Audio transcriptions (the `transcribe` link) go to the same servers'
+//! `…/audio/transcriptions` ([`Provider::transcription_url`]).
+//!
 //! `organization` (or `organization_key`) and `project` (or `project_key`) add the
 //! `OpenAI-Organization` / `OpenAI-Project` headers for LiteLLM and OpenAI.
 //! URLs and keys are trimmed, and a trailing `/` of a URL dropped, as in Python.
@@ -188,6 +191,22 @@ impl Provider {
             Self::Azure { endpoint, api_version, .. } => {
                 format!("{endpoint}/openai/responses?api-version={}", encode(api_version))
             }
+        }
+    }
+
+    /// Where audio transcriptions (`multipart/form-data` uploads) for `model` are
+    /// sent: `<base>/audio/transcriptions`, or on Azure the deployment's
+    /// `…/openai/deployments/<model>/audio/transcriptions?api-version=<v>`.
+    pub fn transcription_url(&self, model: &str) -> String {
+        match self {
+            Self::LiteLlm { base_url, .. } | Self::OpenAi { base_url, .. } => {
+                format!("{base_url}/audio/transcriptions")
+            }
+            Self::Azure { endpoint, api_version, .. } => format!(
+                "{endpoint}/openai/deployments/{}/audio/transcriptions?api-version={}",
+                encode(model),
+                encode(api_version)
+            ),
         }
     }
 
@@ -457,6 +476,23 @@ mod tests {
         ] {
             assert_eq!(p.vendor(model), vendor, "{model}");
         }
+    }
+
+    #[test]
+    fn transcriptions_go_to_each_providers_audio_endpoint() {
+        grant_secrets(&[]);
+        let p = provider(json!({"OPENAI_API_KEY": "sk"})).unwrap();
+        assert_eq!(p.transcription_url("gpt-4o-transcribe"), "https://api.openai.com/v1/audio/transcriptions");
+        let p = provider(json!({"base_url": "http://whisper:9000/v1/"})).unwrap();
+        assert_eq!(p.transcription_url("m"), "http://whisper:9000/v1/audio/transcriptions");
+        let p = provider(json!({"LITELLM_PROXY_URL": "http://litellm:4000", "LITELLM_MASTER_KEY": "k"})).unwrap();
+        assert_eq!(p.transcription_url("nova-3"), "http://litellm:4000/audio/transcriptions");
+        let p = provider(json!({"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_API_KEY": "k"}))
+            .unwrap();
+        assert_eq!(
+            p.transcription_url("whisper prod"),
+            "https://r.openai.azure.com/openai/deployments/whisper%20prod/audio/transcriptions?api-version=2024-10-21"
+        );
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub enum Backend {
     Cluster,
 }
 
+pub mod scrapi;
+pub mod vendors;
+
 pub fn redis_url() -> String {
     std::env::var("CONSERVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -36,13 +39,47 @@ pub fn component(relative: &str) -> PathBuf {
     path
 }
 
-pub fn fixture_vcon(name: &str) -> Value {
+/// `../shared/fixtures/vcons` (or under `CONSERVER_SHARED_DIR`).
+pub fn fixture_dir() -> PathBuf {
     let shared = std::env::var_os("CONSERVER_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let path = shared.join("fixtures/vcons").join(name);
+    shared.join("fixtures/vcons")
+}
+
+pub fn fixture_vcon(name: &str) -> Value {
+    let path = fixture_dir().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Every unsigned, unencrypted vCon among the fixtures (all spec versions), by
+/// path relative to the fixture directory.
+pub fn plain_fixture_vcons() -> Vec<(String, Value)> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "vcon" || e == "json") {
+                found.push(path);
+            }
+        }
+    }
+    let root = fixture_dir();
+    let mut paths = Vec::new();
+    walk(&root, &mut paths);
+    paths.sort();
+    let vcons: Vec<(String, Value)> = paths
+        .iter()
+        .filter_map(|path| {
+            let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+            let name = path.strip_prefix(&root).unwrap().display().to_string();
+            doc.get("parties").is_some().then_some((name, doc))
+        })
+        .collect();
+    assert!(vcons.len() >= 15, "expected the shared fixtures in {}", root.display());
+    vcons
 }
 
 /// A real fixture vCon with a fresh uuid, so tests sharing a Redis never collide.
@@ -180,6 +217,11 @@ impl Server {
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST /vcon: {e}"))
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        response.text().await.unwrap_or_default()
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
