@@ -40,13 +40,13 @@ print(f"{best:.4f}")
 PY
 }
 
-printf '%-22s %10s %14s %14s %12s\n' input audio_s host_xRT ffmpeg_xRT host/ffmpeg
+printf '%-22s %10s %14s %14s %16s\n' input audio_s host_xRT ffmpeg_xRT host_speed_vs_ff
 for f in call.mp3 call8k.wav call44.wav; do
   line=$("$BENCH" decode "$WORK/$f" 5)
   audio=$(sed -E 's/.*audio_secs=([0-9.]+).*/\1/' <<<"$line")
   host=$(sed -E 's/.*best_wall_secs=([0-9.]+).*/\1/' <<<"$line")
   ff=$(best_ffmpeg "$WORK/$f")
-  python3 -c "a=$audio; h=$host; f=$ff; print(f'{\"$f\":<22} {a:>10.0f} {a/h:>14.0f} {a/f:>14.0f} {f/h:>12.2f}')"
+  python3 -c "a=$audio; h=$host; f=$ff; print(f'{\"$f\":<22} {a:>10.0f} {a/h:>14.0f} {a/f:>14.0f} {f/h:>16.2f}')"
 done
 
 echo
