@@ -3,9 +3,10 @@
 //! servers speaking each vendor's API (support/vendors.rs): the upload each
 //! vendor gets (original bytes, or 16 kHz WAV chunks cut at silences), the URL and
 //! inline-body paths, the transcript written, the cache (a second vCon with the
-//! same recording makes no call, and `/metrics` counts the hit), and media
-//! failures (hash mismatch, corrupt file, a codec the host cannot split, a media
-//! host not allowed) dead-lettered with a clear reason while the next vCon
+//! same recording makes no call, and `/metrics` counts the hit), a GSM WAV (the
+//! spec examples' recording) decoded and cut by the host, and media failures
+//! (hash mismatch, corrupt file, a codec the host cannot split, a media host not
+//! allowed) dead-lettered with a clear reason while the next vCon
 //! completes.
 
 use std::path::Path;
@@ -289,7 +290,11 @@ async fn deepgram_groq_hugging_face_and_vfun_get_what_their_apis_expect() {
 async fn media_failures_dead_letter_with_a_clear_reason_and_the_next_vcon_completes() {
     let vendors = Vendors::start().await;
     let ab_call = std::fs::read(fixture_dir().join("ab_call.mp3")).unwrap();
-    let gsm_wav = std::fs::read(fixture_dir().join("spec-0.0.1/ab_call.wav")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (tone, opus) = (dir.path().join("tone.wav"), dir.path().join("tone.ogg"));
+    tool("sox", &["-n", "-r", "16000", "-c", "1", "-b", "16", tone.to_str().unwrap(), "synth", "1.5", "sine", "440"]);
+    tool("ffmpeg", &["-v", "error", "-y", "-i", tone.to_str().unwrap(), "-c:a", "libopus", opus.to_str().unwrap()]);
+    let (tone, opus) = (std::fs::read(tone).unwrap(), std::fs::read(opus).unwrap());
     vendors.serve("tampered.mp3", [ab_call.as_slice(), b"tampered"].concat());
     let (ingress, egress) = (unique("trfail-in"), unique("trfail-out"));
     let config = [
@@ -322,8 +327,9 @@ async fn media_failures_dead_letter_with_a_clear_reason_and_the_next_vcon_comple
         ),
         (
             {
-                let mut body = inline(&gsm_wav, "ab_call.wav", "audio/x-wav");
-                body["duration"] = json!(4.72);
+                // Opus, which the host cannot decode, longer than the chunk limit.
+                let mut body = inline(&opus, "call.ogg", "audio/ogg");
+                body["duration"] = json!(30);
                 body
             },
             "cannot be split",
@@ -339,12 +345,24 @@ async fn media_failures_dead_letter_with_a_clear_reason_and_the_next_vcon_comple
     }
     assert!(vendors.received("/v1/audio/transcriptions").is_empty(), "nothing was sent to the vendor");
     // The next vCon (1.5 s, under the 2 s chunk limit) is transcribed.
-    let dir = tempfile::tempdir().unwrap();
-    let tone = dir.path().join("tone.wav");
-    tool("sox", &["-n", "-r", "16000", "-c", "1", "-b", "16", tone.to_str().unwrap(), "synth", "1.5", "sine", "440"]);
-    let tone = std::fs::read(tone).unwrap();
     let (uuid, vcon) = recording_vcon(inline(&tone, "tone.wav", "audio/wav"));
     assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
     server.wait_for_egress(&egress, &uuid, WAIT).await;
     assert_eq!(vendors.received("/v1/audio/transcriptions")[0].part("file").data, tone);
+
+    // The spec's inline GSM 6.10 WAV example (4.72 s): decoded by the host and cut
+    // into 2 s WAV chunks.
+    let mut gsm = fixture_vcon("ab_call_int_rec.vcon");
+    let uuid = uuid::Uuid::new_v4().to_string();
+    gsm["uuid"] = json!(uuid);
+    assert_eq!(server.post_vcon(&gsm, &ingress).await.status(), 201);
+    server.wait_for_egress(&egress, &uuid, WAIT).await;
+    let chunks: Vec<_> = vendors.received("/v1/audio/transcriptions").into_iter().skip(1).collect();
+    assert_eq!(chunks.len(), 3, "4.72 s in chunks of at most 2 s");
+    for upload in &chunks {
+        let (channels, rate, secs) = wav_shape(&upload.part("file").data);
+        assert_eq!((channels, rate), (1, 16_000));
+        assert!(secs <= 2.5, "{secs} s");
+    }
+    assert_eq!(last_analysis(&server, &uuid).await.0["vendor"], "openai");
 }

@@ -70,7 +70,8 @@ fn main() {
         }
         "chunk" => {
             let max: u32 = args.get(3).expect(usage).parse().unwrap();
-            let request = ChunkRequest { max_chunk_secs: max, sample_rate: 16_000, silence: Some(SilenceRule::default()) };
+            let request =
+                ChunkRequest { max_chunk_secs: max, sample_rate: 16_000, silence: Some(SilenceRule::default()) };
             let started = Instant::now();
             let (mut count, mut wav_bytes) = (0, 0usize);
             for chunk in chunks(bytes.clone(), ext, &request).unwrap() {

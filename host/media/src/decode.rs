@@ -1,4 +1,5 @@
-//! Decoding with symphonia, one packet at a time: [`Decoder`] yields interleaved
+//! Decoding with symphonia (and the host's GSM 6.10 decoder for Microsoft GSM
+//! WAV files, which symphonia lacks), one packet at a time: [`Decoder`] yields interleaved
 //! `f32` samples (full scale ±1.0) so callers can measure, downmix and resample
 //! without ever holding the whole recording. [`probe`] reads format, codec,
 //! rate, channels and duration (from the container's frame count, or by decoding
@@ -16,6 +17,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use crate::MediaError;
+use crate::gsm::GsmWav;
 
 /// What [`probe`] finds.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,12 +48,24 @@ pub struct Block<'a> {
     pub channels: u16,
 }
 
-/// A packet-by-packet decoder of the first audio track.
-pub struct Decoder {
+/// symphonia's reader and decoder for one track.
+struct SymphoniaTrack {
     format: Box<dyn FormatReader>,
     decoder: Box<dyn symphonia::core::codecs::Decoder>,
     track_id: u32,
     buffer: Option<SampleBuffer<f32>>,
+}
+
+/// What decodes the stream.
+enum Source {
+    Symphonia(SymphoniaTrack),
+    Gsm(GsmWav),
+}
+
+/// A packet-by-packet decoder of the first audio track (symphonia, or the
+/// host's own GSM 6.10 decoder for Microsoft GSM WAV files).
+pub struct Decoder {
+    source: Source,
     /// The probed format name.
     pub format_name: String,
     /// The codec name.
@@ -107,6 +121,18 @@ fn unsupported_or_corrupt(error: SymphoniaError, what: &str) -> MediaError {
 impl Decoder {
     /// Open `bytes`; `extension` (e.g. from the dialog's `filename`) is a hint only.
     pub fn open(bytes: Arc<[u8]>, extension: Option<&str>) -> Result<Self, MediaError> {
+        if let Some(gsm) = GsmWav::open(bytes.clone()) {
+            let gsm = gsm?;
+            return Ok(Self {
+                format_name: "wav".into(),
+                codec_name: "gsm_ms".into(),
+                sample_rate: gsm.sample_rate,
+                channels: 1,
+                bits_per_sample: 16,
+                announced_frames: Some(gsm.frames()),
+                source: Source::Gsm(gsm),
+            });
+        }
         let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes.clone())), Default::default());
         let mut hint = Hint::new();
         if let Some(extension) = extension {
@@ -143,11 +169,8 @@ impl Decoder {
         Ok(Self {
             format_name: container_name(&bytes).to_string(),
             codec_name: codec,
-            track_id: track.id,
             announced_frames: params.n_frames,
-            format,
-            decoder,
-            buffer: None,
+            source: Source::Symphonia(SymphoniaTrack { track_id: track.id, format, decoder, buffer: None }),
             sample_rate,
             channels,
             bits_per_sample,
@@ -157,19 +180,28 @@ impl Decoder {
     /// The next block of interleaved samples, `None` at the end. A damaged packet
     /// is skipped, as players do; a stream that yields nothing at all is corrupt.
     pub fn next_block(&mut self) -> Result<Option<Block<'_>>, MediaError> {
-        if !self.decode_next_packet()? {
-            return Ok(None);
+        match &mut self.source {
+            Source::Gsm(gsm) => Ok(gsm.next_block().map(|samples| Block { samples, channels: 1 })),
+            Source::Symphonia(track) => {
+                let Some(channels) = track.decode_next_packet()? else {
+                    return Ok(None);
+                };
+                self.channels = channels;
+                Ok(track.buffer.as_ref().map(|buffer| Block { samples: buffer.samples(), channels }))
+            }
         }
-        Ok(self.buffer.as_ref().map(|buffer| Block { samples: buffer.samples(), channels: self.channels }))
     }
+}
 
-    /// Decode the next packet of the track into the buffer; `false` at the end.
-    fn decode_next_packet(&mut self) -> Result<bool, MediaError> {
+impl SymphoniaTrack {
+    /// Decode the next packet of the track into the buffer; its channel count,
+    /// `None` at the end.
+    fn decode_next_packet(&mut self) -> Result<Option<u16>, MediaError> {
         loop {
             let packet = match self.format.next_packet() {
                 Ok(packet) => packet,
-                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-                Err(SymphoniaError::ResetRequired) => return Ok(false),
+                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(SymphoniaError::ResetRequired) => return Ok(None),
                 Err(e) => return Err(MediaError::Corrupt(format!("reading packets: {e}"))),
             };
             if packet.track_id() != self.track_id {
@@ -184,14 +216,13 @@ impl Decoder {
                 continue;
             }
             let spec = *decoded.spec();
-            self.channels = spec.channels.count() as u16;
             let needed = decoded.capacity();
             if self.buffer.as_ref().is_none_or(|b| b.capacity() < needed * spec.channels.count()) {
                 self.buffer = Some(SampleBuffer::new(needed as u64, spec));
             }
             if let Some(buffer) = self.buffer.as_mut() {
                 buffer.copy_interleaved_ref(decoded);
-                return Ok(true);
+                return Ok(Some(spec.channels.count() as u16));
             }
         }
     }

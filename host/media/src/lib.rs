@@ -1,6 +1,7 @@
 //! Dialog media for links, done natively by the host so links need neither big
 //! memories nor codecs: where a dialog's bytes are and whether they match their
-//! hashes ([`source`]), probing and decoding with symphonia ([`decode`]),
+//! hashes ([`source`]), probing and decoding with symphonia, plus GSM 6.10 WAV
+//! which symphonia lacks ([`decode`]),
 //! resampling ([`resample`]), WAV encoding ([`encode`]), the Python conserver's
 //! silence rule ([`silence`]) and chunking long recordings with bounded memory
 //! ([`chunk`]).
@@ -9,6 +10,7 @@ pub mod chunk;
 pub mod decode;
 pub mod encode;
 mod error;
+mod gsm;
 pub mod resample;
 pub mod silence;
 pub mod source;

@@ -59,6 +59,16 @@ pub fn ffmpeg_16k_mono(path: &Path) -> Vec<f32> {
     out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
+/// ffmpeg's decoding of `path` at its own rate and channels, as 16-bit samples.
+pub fn ffmpeg_s16(path: &Path) -> Vec<i16> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", path.to_str().unwrap(), "-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg is needed by this test (`cargo xtask test` installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}
+
 /// The samples of a mono 16-bit WAV the host produced.
 pub fn wav_samples(wav: &[u8]) -> Vec<f32> {
     assert_eq!(&wav[..4], b"RIFF");
