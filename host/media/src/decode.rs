@@ -59,7 +59,7 @@ struct SymphoniaTrack {
 /// What decodes the stream.
 enum Source {
     Symphonia(SymphoniaTrack),
-    Gsm(GsmWav),
+    Gsm(Box<GsmWav>),
 }
 
 /// A packet-by-packet decoder of the first audio track (symphonia, or the
@@ -130,7 +130,7 @@ impl Decoder {
                 channels: 1,
                 bits_per_sample: 16,
                 announced_frames: Some(gsm.frames()),
-                source: Source::Gsm(gsm),
+                source: Source::Gsm(Box::new(gsm)),
             });
         }
         let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes.clone())), Default::default());

@@ -72,6 +72,9 @@ const B: [i16; 8] = [0, 0, 2048, -2560, 94, -1792, -341, -1144];
 const INVA: [i16; 8] = [13107, 13107, 13107, 13107, 19223, 17476, 31454, 29708];
 const LAR_BITS: [u32; 8] = [6, 6, 5, 5, 4, 4, 3, 3];
 
+/// Samples `start..end` of a frame use the log-area ratios `f(previous, current)`.
+type Interpolation = (usize, usize, fn(i16, i16) -> i16);
+
 /// One frame's parameters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Frame {
@@ -167,9 +170,9 @@ impl GsmState {
         self.nrp = nr;
         let brp = QLB[bcr as usize & 3];
         let base = 120;
-        for k in 0..40 {
+        for (k, &e) in erp.iter().enumerate() {
             let drpp = mult_r(brp, self.dp0[base + k - nr as usize]);
-            self.dp0[base + k] = add(erp[k], drpp);
+            self.dp0[base + k] = add(e, drpp);
         }
         for k in 0..120 {
             self.dp0[k] = self.dp0[40 + k];
@@ -220,7 +223,7 @@ impl GsmState {
             current[i] = add(temp1, temp1);
         }
         self.larpp[self.j] = current;
-        let interpolations: [(usize, usize, fn(i16, i16) -> i16); 4] = [
+        let interpolations: [Interpolation; 4] = [
             (0, 13, |old, new| add(add(old >> 2, new >> 2), old >> 1)),
             (13, 27, |old, new| add(old >> 1, new >> 1)),
             (27, 40, |old, new| add(add(old >> 2, new >> 2), new >> 1)),
