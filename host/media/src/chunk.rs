@@ -71,16 +71,7 @@ pub fn plan_cuts(
     let mut decoder = Decoder::open(bytes.clone(), extension)?;
     let max_ms = u64::from(request.max_chunk_secs) * 1000;
     let Some(rule) = request.silence else {
-        let frames = match decoder.announced_frames {
-            Some(frames) if frames > 0 => frames,
-            _ => {
-                let mut samples = 0u64;
-                while let Some(block) = decoder.next_block()? {
-                    samples += block.samples.len() as u64;
-                }
-                samples / u64::from(decoder.channels.max(1))
-            }
-        };
+        let frames = decoder.total_frames()?;
         let duration_ms = (frames * 1000 + u64::from(decoder.sample_rate) / 2) / u64::from(decoder.sample_rate);
         return Ok((split_points(&[], duration_ms, max_ms), duration_ms));
     };

@@ -177,6 +177,19 @@ impl Decoder {
         })
     }
 
+    /// Frames in the stream: the container's count, else counted by decoding to
+    /// the end (the decoder is then spent).
+    pub fn total_frames(&mut self) -> Result<u64, MediaError> {
+        if let Some(frames) = self.announced_frames.filter(|frames| *frames > 0) {
+            return Ok(frames);
+        }
+        let mut samples = 0u64;
+        while let Some(block) = self.next_block()? {
+            samples += block.samples.len() as u64;
+        }
+        Ok(samples / u64::from(self.channels.max(1)))
+    }
+
     /// The next block of interleaved samples, `None` at the end. A damaged packet
     /// is skipped, as players do; a stream that yields nothing at all is corrupt.
     pub fn next_block(&mut self) -> Result<Option<Block<'_>>, MediaError> {
@@ -231,16 +244,7 @@ impl SymphoniaTrack {
 /// Probe `bytes`: container, codec, rate, channels and duration.
 pub fn probe(bytes: Arc<[u8]>, extension: Option<&str>) -> Result<ProbeInfo, MediaError> {
     let mut decoder = Decoder::open(bytes, extension)?;
-    let frames = match decoder.announced_frames {
-        Some(frames) if frames > 0 => frames,
-        _ => {
-            let mut samples = 0u64;
-            while let Some(block) = decoder.next_block()? {
-                samples += block.samples.len() as u64;
-            }
-            samples / u64::from(decoder.channels.max(1))
-        }
-    };
+    let frames = decoder.total_frames()?;
     if decoder.channels == 0 {
         // Containers that announce no layout learn it from the first packet.
         decoder.next_block()?;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use conserver_link_sdk::http::{HttpError, Request, Response, Transport};
 use conserver_link_sdk::media::{Media, MediaError, MediaSource, ProbeInfo};
-use conserver_link_sdk::{Context, LinkError, Vcon, cache, log};
+use conserver_link_sdk::{Analysis, Context, LinkError, Vcon, cache, log};
 use conserver_llm::options::invalid;
 use conserver_llm::retry::{self, RetryPolicy, SystemClock};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 /// Time allowed for a vendor's answer to start (Python's OpenAI client timeout;
@@ -64,6 +64,43 @@ pub(crate) fn already_done(vcon: &Vcon, index: u32, kind: &str) -> bool {
         entry.get("type").and_then(Value::as_str) == Some(kind)
             && entry.get("dialog").and_then(Value::as_f64) == Some(f64::from(index))
     })
+}
+
+/// Whether dialog `index` is for a vendor: a recording without a transcript yet
+/// (a skip is logged, naming the vendor).
+pub(crate) fn wants_transcript(vcon: &Vcon, index: u32, dialog: &Value, vendor: &str) -> bool {
+    if !is_recording(dialog) {
+        log::info(&format!("dialog {index} ({vendor}): skipped, not a recording"));
+        return false;
+    }
+    if already_done(vcon, index, "transcript") {
+        log::info(&format!("dialog {index} ({vendor}): skipped, already transcribed"));
+        return false;
+    }
+    true
+}
+
+/// Append the `transcript` analysis of dialog `index`: `{type: "transcript",
+/// dialog, vendor: <analysis_vendor>, body, encoding, vendor_schema: {opts}}`.
+pub(crate) fn add_transcript(
+    vcon: &mut Vcon,
+    index: u32,
+    analysis_vendor: &str,
+    body: Value,
+    vendor_schema: Value,
+) -> Result<(), LinkError> {
+    let mut extra = Map::new();
+    extra.insert("vendor_schema".into(), vendor_schema);
+    vcon.add_analysis(Analysis {
+        kind: Some("transcript".into()),
+        dialog: Some(json!(index)),
+        vendor: Some(analysis_vendor.into()),
+        body: Some(body),
+        encoding: Some("none".into()),
+        extra,
+    })?;
+    log::info(&format!("dialog {index} ({analysis_vendor}): transcribed"));
+    Ok(())
 }
 
 /// The dialog's declared `duration` in seconds (a number; anything else counts

@@ -13,9 +13,9 @@ use conserver_llm::{Provider, ProviderError};
 use serde_json::{Map, Value, json};
 
 use crate::common::{
-    Call, Env, REQUEST_TIMEOUT, already_done, cache_key, call_json, credential, declared_duration, dialog_text,
-    dialogs, fetch, for_dialog, in_vendor_options, is_recording, number, seconds, upload_name, upload_type, url,
-    vendor_schema,
+    Call, Env, REQUEST_TIMEOUT, add_transcript, cache_key, call_json, credential, declared_duration, dialog_text,
+    dialogs, fetch, for_dialog, in_vendor_options, number, seconds, upload_name, upload_type, url, vendor_schema,
+    wants_transcript,
 };
 
 const VENDOR: &str = "deepgram";
@@ -182,12 +182,7 @@ pub(crate) fn run(env: &Env<'_>, mut vcon: Vcon) -> LinkResult {
     let mut route_chosen: Option<Route> = None;
     let mut changed = false;
     for (index, dialog) in dialogs(&vcon) {
-        if !is_recording(&dialog) {
-            log::info(&format!("dialog {index} ({VENDOR}): skipped, not a recording"));
-            continue;
-        }
-        if already_done(&vcon, index, "transcript") {
-            log::info(&format!("dialog {index} ({VENDOR}): skipped, already transcribed"));
+        if !wants_transcript(&vcon, index, &dialog, VENDOR) {
             continue;
         }
         let url = dialog_text(&dialog, "url").map(str::to_string);
@@ -326,17 +321,8 @@ pub(crate) fn run(env: &Env<'_>, mut vcon: Vcon) -> LinkResult {
             ));
             continue;
         }
-        let mut extra = Map::new();
-        extra.insert("vendor_schema".into(), vendor_schema(&python_defaults(), &env.ctx.options, REMOVED));
-        vcon.add_analysis(Analysis {
-            kind: Some("transcript".into()),
-            dialog: Some(json!(index)),
-            vendor: Some(VENDOR.into()),
-            body: Some(Value::Object(transcript.body)),
-            encoding: Some("none".into()),
-            extra,
-        })?;
-        log::info(&format!("dialog {index} ({VENDOR}): transcribed"));
+        let schema = vendor_schema(&python_defaults(), &env.ctx.options, REMOVED);
+        add_transcript(&mut vcon, index, VENDOR, Value::Object(transcript.body), schema)?;
         changed = true;
     }
     Ok(if changed { Verdict::changed(vcon) } else { Verdict::unchanged() })

@@ -6,11 +6,11 @@ use conserver_link_sdk::log;
 use conserver_link_sdk::prelude::*;
 use conserver_llm::options::string;
 use conserver_llm::python::truthy;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::common::{
-    Call, Env, REQUEST_TIMEOUT, already_done, cache_key, call_json, credential, dialogs, fetch, in_vendor_options,
-    is_recording, long_enough, seconds, url, vendor_schema,
+    Call, Env, REQUEST_TIMEOUT, add_transcript, cache_key, call_json, credential, dialogs, fetch, in_vendor_options,
+    long_enough, seconds, url, vendor_schema, wants_transcript,
 };
 
 const VENDOR: &str = "hugging_face";
@@ -61,12 +61,7 @@ pub(crate) fn run(env: &Env<'_>, mut vcon: Vcon) -> LinkResult {
     let mut key: Option<Option<String>> = None;
     let mut changed = false;
     for (index, dialog) in dialogs(&vcon) {
-        if !is_recording(&dialog) {
-            log::info(&format!("dialog {index} ({VENDOR}): skipped, not a recording"));
-            continue;
-        }
-        if already_done(&vcon, index, "transcript") {
-            log::info(&format!("dialog {index} ({VENDOR}): skipped, already transcribed"));
+        if !wants_transcript(&vcon, index, &dialog, VENDOR) {
             continue;
         }
         if long_enough(env, index, &dialog, VENDOR, options.minimum_duration, true)?.is_none() {
@@ -98,17 +93,8 @@ pub(crate) fn run(env: &Env<'_>, mut vcon: Vcon) -> LinkResult {
             log::warn(&format!("dialog {index} ({VENDOR}): no transcription generated; stopping"));
             break;
         }
-        let mut extra = Map::new();
-        extra.insert("vendor_schema".into(), vendor_schema(&python_defaults(), &env.ctx.options, &[]));
-        vcon.add_analysis(Analysis {
-            kind: Some("transcript".into()),
-            dialog: Some(json!(index)),
-            vendor: Some(ANALYSIS_VENDOR.into()),
-            body: Some(result),
-            encoding: Some("none".into()),
-            extra,
-        })?;
-        log::info(&format!("dialog {index} ({VENDOR}): transcribed"));
+        let schema = vendor_schema(&python_defaults(), &env.ctx.options, &[]);
+        add_transcript(&mut vcon, index, ANALYSIS_VENDOR, result, schema)?;
         changed = true;
     }
     Ok(if changed { Verdict::changed(vcon) } else { Verdict::unchanged() })

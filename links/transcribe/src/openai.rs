@@ -13,9 +13,9 @@ use conserver_llm::usage::{self, UsageRecord, UsageTarget};
 use serde_json::{Map, Value, json};
 
 use crate::common::{
-    Answer, Call, Env, Probe, REQUEST_TIMEOUT, already_done, cache_key, call_json, chunk_base, count,
-    declared_duration, dialogs, fetch, for_dialog, in_vendor_options, is_recording, media_failure, number, probe,
-    seconds, upload_name, upload_type, vendor_schema, whole,
+    Answer, Call, Env, Probe, REQUEST_TIMEOUT, add_transcript, cache_key, call_json, chunk_base, count,
+    declared_duration, dialogs, fetch, for_dialog, in_vendor_options, media_failure, number, probe, seconds,
+    upload_name, upload_type, vendor_schema, wants_transcript, whole,
 };
 
 const VENDOR: &str = "openai";
@@ -106,12 +106,7 @@ pub(crate) fn run(env: &Env<'_>, mut vcon: Vcon) -> LinkResult {
     let mut provider: Option<Provider> = None;
     let mut changed = false;
     for (index, dialog) in dialogs(&vcon) {
-        if !is_recording(&dialog) {
-            log::info(&format!("dialog {index} ({VENDOR}): skipped, not a recording"));
-            continue;
-        }
-        if already_done(&vcon, index, "transcript") {
-            log::info(&format!("dialog {index} ({VENDOR}): skipped, already transcribed"));
+        if !wants_transcript(&vcon, index, &dialog, VENDOR) {
             continue;
         }
         let declared = declared_duration(index, &dialog);
@@ -234,17 +229,8 @@ pub(crate) fn run(env: &Env<'_>, mut vcon: Vcon) -> LinkResult {
             log::warn(&format!("dialog {index} ({VENDOR}): no transcription generated; stopping"));
             break;
         }
-        let mut extra = Map::new();
-        extra.insert("vendor_schema".into(), vendor_schema(&python_defaults(), &env.ctx.options, REMOVED));
-        vcon.add_analysis(Analysis {
-            kind: Some("transcript".into()),
-            dialog: Some(json!(index)),
-            vendor: Some(VENDOR.into()),
-            body: Some(result),
-            encoding: Some("none".into()),
-            extra,
-        })?;
-        log::info(&format!("dialog {index} ({VENDOR}): transcribed"));
+        let schema = vendor_schema(&python_defaults(), &env.ctx.options, REMOVED);
+        add_transcript(&mut vcon, index, VENDOR, result, schema)?;
         changed = true;
     }
     Ok(if changed { Verdict::changed(vcon) } else { Verdict::unchanged() })
