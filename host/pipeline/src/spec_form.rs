@@ -17,6 +17,13 @@ fn parsed(json: &str) -> Option<Map<String, Value>> {
 /// unchanged (same text) when there is nothing to rename or it is not a JSON
 /// object (the link reports that itself).
 pub(crate) fn as_read(json: String) -> String {
+    // Most documents carry no legacy name: spare them the parse. (Attachments
+    // may need `type` → `purpose`, which only a parse can tell.)
+    const LEGACY: [&str; 5] =
+        ["\"appended\"", "\"must_support\"", "\"schema_version\"", "\"mimetype\"", "\"attachments\""];
+    if !LEGACY.iter().any(|name| json.contains(name)) {
+        return json;
+    }
     let Some(mut doc) = parsed(&json) else {
         return json;
     };

@@ -249,8 +249,9 @@ fn with_account(mut request: Request, organization: Option<&str>, project: Optio
     request
 }
 
-/// Percent-encode everything but RFC 3986 unreserved characters.
-fn encode(text: &str) -> String {
+/// Percent-encode everything but RFC 3986 unreserved characters (for URL
+/// path segments and query values).
+pub fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

@@ -8,6 +8,7 @@ use conserver_link_sdk::log;
 use conserver_link_sdk::media::Media;
 use conserver_link_sdk::prelude::*;
 use conserver_llm::options::{invalid, object, optional_string};
+use conserver_llm::provider::encode;
 use conserver_llm::usage::{self, UsageRecord, UsageTarget};
 use conserver_llm::{Provider, ProviderError};
 use serde_json::{Map, Value, json};
@@ -70,19 +71,6 @@ enum Route {
     LiteLlm { provider: Provider, model: String },
     /// Deepgram itself.
     Direct { key: String, url: String },
-}
-
-/// Percent-encode all but RFC 3986 unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// The `api` options as a query string, in their order: booleans as
