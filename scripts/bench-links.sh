@@ -2,7 +2,7 @@
 # Standard links in a chain, with the shared harness `chain` workload on Redis:
 # tag → jq_link → sampler → tag_router (issue 6), against tag alone as the
 # baseline in the same run. After each run, the per-link time is read from
-# GET /metrics (conserver_link_execution_seconds_total / conserver_link_calls_total).
+# GET /metrics (conserver_link_duration_ms_sum / _count).
 # Usage: scripts/bench-links.sh [vcons] [concurrency]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,10 +49,11 @@ YAML
     --ingress-mode redis --egress-mode redis --batch 500 --verify
   echo "per-link mean time ($label):"
   curl -sf "http://127.0.0.1:$PORT/metrics" | awk '
-    /^conserver_link_calls_total/ { split($1, a, "link=\""); split(a[2], b, "\""); calls[b[1]] = $2 }
-    /^conserver_link_execution_seconds_total/ { split($1, a, "link=\""); split(a[2], b, "\""); secs[b[1]] = $2 }
-    /^conserver_link_fuel_total/ { split($1, a, "link=\""); split(a[2], b, "\""); fuel[b[1]] = $2 }
-    END { for (l in calls) printf "  %-8s %6d calls  %8.1f µs/call  %10.0f fuel/call\n", l, calls[l], 1e6 * secs[l] / calls[l], fuel[l] / calls[l] }'
+    function link(s) { split(s, a, "link_name=\""); split(a[2], b, "\""); return b[1] }
+    /^conserver_link_duration_ms_count/ { calls[link($1)] += $2 }
+    /^conserver_link_duration_ms_sum/ { ms[link($1)] += $2 }
+    /^conserver_link_fuel_used_sum/ { fuel[link($1)] += $2 }
+    END { for (l in calls) printf "  %-8s %6d calls  %8.1f µs/call  %10.0f fuel/call\n", l, calls[l], 1e3 * ms[l] / calls[l], fuel[l] / calls[l] }'
   redis-cli -u redis://127.0.0.1:6379/0 del "$run_id-routed" >/dev/null || true
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
 }

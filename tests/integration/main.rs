@@ -8,10 +8,12 @@
 
 mod bad_input;
 mod capabilities;
+mod deployment;
 mod end_to_end;
 mod example_config;
 mod faults;
 mod follower;
+mod import;
 mod llm_links;
 mod outbound_links;
 mod reload;
@@ -20,5 +22,6 @@ mod scitt;
 mod standard_links;
 mod storages;
 mod support;
+mod telemetry;
 mod tracers;
 mod transcription;

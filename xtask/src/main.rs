@@ -146,6 +146,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     services::ensure_redis_cluster()?;
     services::ensure_moto()?;
     services::ensure_audio_tools()?;
+    services::ensure_nginx()?;
     build_links(root, &["debug"])?;
     // The link template must keep building against the SDK.
     status(
@@ -164,7 +165,21 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
                 .env("CARGO_TARGET_DIR", &native),
         )?;
     }
+    // The API tier's build (no wasm runtime, no audio), kept aside for the
+    // deployment tests; the workspace build below puts the full binary back.
+    status(cargo().current_dir(root).args(["build", "-p", "conserver", "--no-default-features"]))?;
+    let api_only = target_dir(root).join("api-only");
+    std::fs::create_dir_all(&api_only).with_context(|| format!("creating {}", api_only.display()))?;
+    let built = target_dir(root).join("debug").join("conserver");
+    std::fs::copy(&built, api_only.join("conserver"))
+        .with_context(|| format!("copying {} to {}", built.display(), api_only.display()))?;
     // One invocation for the whole workspace: the integration tests build the
     // `conserver` binary with the same feature set, so nothing is compiled twice.
-    status(cargo().current_dir(root).args(["test", "--workspace"]).args(extra))
+    status(
+        cargo()
+            .current_dir(root)
+            .args(["test", "--workspace"])
+            .args(extra)
+            .env("CONSERVER_API_ONLY_BINARY", api_only.join("conserver")),
+    )
 }

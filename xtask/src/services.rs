@@ -152,6 +152,26 @@ pub fn ensure_audio_tools() -> Result<()> {
     apt_install(&missing.join(" "))
 }
 
+/// Make sure Debian's nginx is installed (the deployment test runs `nginx -t` on
+/// docker/nginx.conf). Its service is not started: a policy-rc.d refuses it for
+/// the length of the install.
+pub fn ensure_nginx() -> Result<()> {
+    if Path::new("/usr/sbin/nginx").is_file() {
+        return Ok(());
+    }
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let placed = is_root() && !policy.exists() && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok();
+    if placed {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755));
+    }
+    let result = apt_install("nginx-light");
+    if placed {
+        let _ = std::fs::remove_file(policy);
+    }
+    result
+}
+
 /// Make sure `moto_server` (an S3-compatible HTTP server from PyPI) is installed;
 /// the S3 tests start their own on a loopback port.
 pub fn ensure_moto() -> Result<()> {

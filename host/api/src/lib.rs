@@ -12,10 +12,12 @@
 mod auth;
 mod body;
 mod control;
+mod enqueue;
 mod error;
 mod middleware;
 mod query;
 mod read;
+mod request_span;
 mod routes;
 mod state;
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// vCon conserver: ingest vCons over HTTP or queues and run them through chains of
 /// sandboxed WebAssembly links.
@@ -17,7 +17,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the API and run the workers (the default).
+    /// Serve the API and run the workers (the default). The API-only build serves
+    /// the API alone.
     Serve {
         /// Address to listen on (default from CONSERVER_BIND, else 0.0.0.0:8000).
         #[arg(long)]
@@ -31,5 +32,110 @@ pub enum Command {
     Check {
         /// The config file.
         config: PathBuf,
+    },
+    /// Inspect and replay dead-lettered vCons through a running server's API.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Read, store or delete one vCon through a running server's API.
+    Vcon {
+        #[command(subcommand)]
+        action: VconAction,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Load every vCon file under a directory (`*.vcon`, `*.json`) into an ingress
+    /// list through a running server's API, with a progress bar. Each file is sent
+    /// once; invalid ones are reported and skipped.
+    Import {
+        /// The directory (searched recursively).
+        dir: PathBuf,
+        /// The ingress list to enqueue on.
+        #[arg(long, short = 'l')]
+        ingress_list: String,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Work on link components.
+    Link {
+        #[command(subcommand)]
+        action: LinkAction,
+    },
+}
+
+/// Where the running server is.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The server's base URL (with `API_ROOT_PATH` if you want it; both work).
+    #[arg(long, env = "CONSERVER_URL", default_value = "http://127.0.0.1:8000", global = true)]
+    pub url: String,
+    /// The API token (default from CONSERVER_API_TOKEN, else the first line of
+    /// CONSERVER_API_TOKEN_FILE).
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+}
+
+/// `conserver dlq …`.
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// List the uuids in `DLQ:{ingress_list}` with the reason each failed.
+    List {
+        /// The ingress list whose DLQ to read.
+        ingress_list: String,
+    },
+    /// Move dead-lettered uuids back to their ingress list, oldest first.
+    Reprocess {
+        /// The ingress list whose DLQ to replay.
+        ingress_list: String,
+        /// At most this many (the API's default is 1000).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+/// `conserver vcon …`.
+#[derive(Debug, Subcommand)]
+pub enum VconAction {
+    /// Print a vCon as JSON.
+    Get {
+        /// Its uuid.
+        uuid: String,
+    },
+    /// Store a vCon from a file (`-` for stdin), optionally enqueueing it.
+    Put {
+        /// The vCon file.
+        file: PathBuf,
+        /// Ingress lists to enqueue its uuid on (repeatable).
+        #[arg(long = "ingress-list", short = 'l')]
+        ingress_lists: Vec<String>,
+    },
+    /// Delete a vCon (from the broker and every storage).
+    Delete {
+        /// Its uuid.
+        uuid: String,
+    },
+}
+
+/// `conserver link …`.
+#[derive(Debug, Subcommand)]
+pub enum LinkAction {
+    /// Start a new link project from the SDK template.
+    New {
+        /// The link's name (`snake_case`): the crate, the component file and the
+        /// config key.
+        name: String,
+        /// Where to create it (default: `./<name>`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK to build against (default: the SDK this binary was built with,
+        /// when its source is still there).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
 }

@@ -15,6 +15,8 @@ use conserver_runtime::Runtime;
 use serde_json::Value;
 use tokio::sync::{Mutex, watch};
 
+use crate::config_file::write_atomically;
+
 /// The API's view of a config: its document, ingress keys, and the storages the
 /// snapshot built (one set of connections for workers and API).
 pub fn live_config(config: &Config, document: Value, snapshot: &Snapshot) -> LiveConfig {
@@ -126,18 +128,6 @@ impl ConfigStore {
 
 fn watched_for(config_file: &Path, snapshot: &Snapshot) -> Vec<PathBuf> {
     std::iter::once(config_file.to_path_buf()).chain(snapshot.component_files().iter().cloned()).collect()
-}
-
-/// Write `text` to `path` atomically: a temp file in the same directory, renamed.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("config.yml");
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temp, text)?;
-    if let Ok(metadata) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&temp, metadata.permissions());
-    }
-    std::fs::rename(&temp, path)
 }
 
 #[async_trait]

@@ -5,7 +5,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = conserver::cli::Cli::parse();
-    conserver::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -13,7 +12,15 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(conserver::run(cli)) {
+    // The gRPC exporter's channel needs the runtime's context; the exporters
+    // are flushed after the run, outside async code, while the runtime lives.
+    let telemetry = {
+        let _context = runtime.enter();
+        conserver::telemetry::init()
+    };
+    let result = runtime.block_on(conserver::run(cli));
+    telemetry.shutdown();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

@@ -75,6 +75,8 @@ pub struct EmbeddedBroker {
     /// Whether the previous run's leftovers were returned (only needed once: this
     /// process owns the store, so no other worker can die while it runs).
     reclaimed: Arc<std::sync::atomic::AtomicBool>,
+    /// `context:{list}:{uuid}` lists, in memory.
+    contexts: Arc<crate::trace_context::TraceContexts>,
 }
 
 fn now_secs() -> i64 {
@@ -104,7 +106,13 @@ impl EmbeddedBroker {
             .connect_with(options.read_only(true))
             .await
             .op("open for reading")?;
-        Ok(Self { writer, reader, pushed: Arc::new(Notify::new()), reclaimed: Arc::default() })
+        Ok(Self {
+            writer,
+            reader,
+            pushed: Arc::new(Notify::new()),
+            reclaimed: Arc::default(),
+            contexts: Arc::default(),
+        })
     }
 
     /// Move the head of `list` to the tail of `processing`, in one statement.
@@ -146,6 +154,24 @@ impl EmbeddedBroker {
 impl Broker for EmbeddedBroker {
     fn backend(&self) -> &'static str {
         "embedded"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.op("ping")?;
+        Ok(())
+    }
+
+    async fn memory_used_bytes(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    async fn push_trace_context(&self, list: &str, uuid: &str, context_json: &str, ttl_secs: u64) -> Result<()> {
+        self.contexts.push(crate::trace_context_key(list, uuid), context_json, ttl_secs);
+        Ok(())
+    }
+
+    async fn pop_trace_context(&self, list: &str, uuid: &str) -> Result<Option<String>> {
+        Ok(self.contexts.pop(&crate::trace_context_key(list, uuid)))
     }
 
     async fn push(&self, list: &str, uuids: &[String]) -> Result<()> {

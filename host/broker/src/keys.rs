@@ -5,6 +5,11 @@ pub fn vcon_key(uuid: &str) -> String {
     format!("vcon:{uuid}")
 }
 
+/// The producer's trace context for a uuid on a list: `context:{list}:{uuid}`.
+pub fn trace_context_key(list: &str, uuid: &str) -> String {
+    format!("context:{list}:{uuid}")
+}
+
 /// The Python conserver's dead-letter list for an ingress list: `DLQ:{ingress}`.
 pub fn dlq_list(ingress: &str) -> String {
     format!("DLQ:{ingress}")

@@ -15,6 +15,7 @@ mod error;
 mod keys;
 mod redis_backend;
 mod redis_conn;
+mod trace_context;
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use conserver_core::DlqReason;
 
 pub use embedded::EmbeddedBroker;
 pub use error::BrokerError;
-pub use keys::{WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key, processing_list, vcon_key};
+pub use keys::{WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key, processing_list, trace_context_key, vcon_key};
 pub use redis_backend::RedisBroker;
 
 /// Result of broker operations.
@@ -52,6 +53,17 @@ pub enum Ttl {
 pub trait Broker: Send + Sync + 'static {
     /// `redis` or `embedded`.
     fn backend(&self) -> &'static str;
+
+    /// Check the broker answers (Redis `PING`; a read on the embedded store).
+    async fn ping(&self) -> Result<()>;
+    /// Memory the broker uses, when it can tell (Redis `INFO memory` `used_memory`).
+    async fn memory_used_bytes(&self) -> Result<Option<u64>>;
+    /// Store the producer's trace context for `uuid` queued on `list`
+    /// (`RPUSH context:{list}:{uuid}` + `EXPIRE`), as the Python API does before
+    /// each enqueue.
+    async fn push_trace_context(&self, list: &str, uuid: &str, context_json: &str, ttl_secs: u64) -> Result<()>;
+    /// Take the oldest trace context stored for `uuid` popped from `list` (`LPOP`).
+    async fn pop_trace_context(&self, list: &str, uuid: &str) -> Result<Option<String>>;
 
     /// Append uuids to the tail of `list` (RPUSH), in order.
     async fn push(&self, list: &str, uuids: &[String]) -> Result<()>;

@@ -65,6 +65,33 @@ impl Broker for RedisBroker {
         "redis"
     }
 
+    async fn ping(&self) -> Result<()> {
+        redis::cmd("PING").query_async::<String>(&mut self.conn()).await.op("PING")?;
+        Ok(())
+    }
+
+    async fn memory_used_bytes(&self) -> Result<Option<u64>> {
+        let info: String = redis::cmd("INFO").arg("memory").query_async(&mut self.conn()).await.op("INFO memory")?;
+        Ok(info.lines().find_map(|line| line.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()))
+    }
+
+    async fn push_trace_context(&self, list: &str, uuid: &str, context_json: &str, ttl_secs: u64) -> Result<()> {
+        let key = crate::trace_context_key(list, uuid);
+        let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX);
+        redis::pipe()
+            .rpush(&key, context_json)
+            .ignore()
+            .expire(&key, ttl)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .op("RPUSH context")
+    }
+
+    async fn pop_trace_context(&self, list: &str, uuid: &str) -> Result<Option<String>> {
+        self.conn().lpop(crate::trace_context_key(list, uuid), None).await.op("LPOP context")
+    }
+
     async fn push(&self, list: &str, uuids: &[String]) -> Result<()> {
         if uuids.is_empty() {
             return Ok(());

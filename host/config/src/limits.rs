@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Fuel budget per call (roughly one unit per wasm instruction). A call that
-    /// uses it up fails with "fuel exhausted".
+    /// uses it up fails with "fuel exhausted". Default 10 000 000 000.
     #[serde(default = "Limits::default_fuel")]
     pub fuel: u64,
-    /// Largest linear memory a call may grow to, in bytes.
+    /// Largest linear memory a call may grow to, in bytes. Default 134 217 728
+    /// (128 MiB).
     #[serde(default = "Limits::default_memory_bytes")]
     pub memory_bytes: u64,
     /// Wall-clock deadline per call, in milliseconds, including time blocked in
-    /// host calls.
+    /// host calls. Default 30 000.
     #[serde(default = "Limits::default_timeout_ms")]
     pub timeout_ms: u64,
 }

@@ -10,6 +10,7 @@ mod form;
 mod ingest;
 pub mod metrics;
 mod timestamp;
+pub mod trace_context;
 mod validate;
 
 pub use canonical::{EgressFormat, canonicalize, normalize_legacy_fields, to_legacy_001};

@@ -15,6 +15,7 @@ mod error;
 mod link_cache;
 mod plan;
 mod process;
+mod spans;
 mod spec_form;
 mod worker;
 

@@ -1,15 +1,17 @@
 //! One vCon through one chain: load once, links in memory, write, storages, egress.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conserver_broker::{Broker, BrokerError, Popped, Ttl};
 use conserver_config::StorageFailure;
-use conserver_core::{DlqReason, metrics};
+use conserver_core::metrics::{self, LinkStatus};
+use conserver_core::{DlqReason, trace_context};
 use conserver_runtime::{Action, CallContext, Directive, TracePoint};
 use conserver_storage::{Storage, StorageError};
 use futures::future::join_all;
+use tracing::{Instrument as _, Span};
 
-use crate::{ChainPlan, spec_form};
+use crate::{ChainPlan, spans, spec_form};
 
 /// Settings that shape processing.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +59,19 @@ pub async fn process_vcon(
     item: &Popped,
     options: ProcessOptions,
 ) -> Result<Outcome, BrokerError> {
+    metrics::record_inflight(&chain.name, 1);
+    let result = process_counted(broker, chain, item, options).await;
+    metrics::record_inflight(&chain.name, -1);
+    result
+}
+
+async fn process_counted(
+    broker: &dyn Broker,
+    chain: &ChainPlan,
+    item: &Popped,
+    options: ProcessOptions,
+) -> Result<Outcome, BrokerError> {
+    let started = Instant::now();
     let run = run_chain(broker, chain, item, options);
     let result = match chain.timeout {
         None => run.await,
@@ -76,11 +91,15 @@ pub async fn process_vcon(
     match result? {
         Ok(outcome) => {
             let label = if matches!(outcome, Outcome::Halted { .. }) { "halted" } else { "completed" };
-            metrics::record_outcome(&chain.name, label);
+            let elapsed = started.elapsed();
+            metrics::record_outcome(&chain.name, label, elapsed);
+            spans::mark_ok(&Span::current());
+            tracing::info!(chain = %chain.name, vcon_uuid = %item.uuid, outcome = label, seconds = elapsed.as_secs_f64(), "Completed processing vCon");
             Ok(outcome)
         }
         Err(failure) => {
-            metrics::record_outcome(&chain.name, "dead_lettered");
+            metrics::record_outcome(&chain.name, "dead_lettered", started.elapsed());
+            spans::mark_error(&Span::current(), &format!("{}: {}", failure.step, failure.error));
             tracing::warn!(chain = %chain.name, vcon_uuid = %item.uuid, step = %failure.step, error = %failure.error, "vCon dead-lettered");
             let reason = DlqReason {
                 uuid: item.uuid.clone(),
@@ -92,6 +111,7 @@ pub async fn process_vcon(
                 at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             };
             broker.dead_letter(&item.list, reason, options.dlq_expiry_secs).await?;
+            metrics::record_dlq(&conserver_broker::dlq_list(&item.list));
             Ok(Outcome::DeadLettered(failure))
         }
     }
@@ -136,18 +156,26 @@ async fn run_chain(
             ingress_list: &item.list,
             options_json: &step.options_json,
         };
-        let started = std::time::Instant::now();
-        let result = step.link.invoke(ctx, &vcon).await;
+        let span = spans::link_span(&chain.name, step.link.name(), index, uuid);
+        let started = Instant::now();
+        let result = step.link.invoke(ctx, &vcon).instrument(span.clone()).await;
         let call = metrics::LinkCall {
             elapsed: started.elapsed(),
             fuel: result.as_ref().map_or(0, |outcome| outcome.fuel_used),
-            failed: result.is_err(),
+            memory_peak_bytes: result.as_ref().map_or(0, |outcome| outcome.memory_peak_bytes),
+            status: match &result {
+                Ok(outcome) if matches!(outcome.action, Action::Halt) => LinkStatus::Skipped,
+                Ok(_) => LinkStatus::Ok,
+                Err(failure) => LinkStatus::Error(failure.kind()),
+            },
             cache_hits: result.as_ref().map_or(0, |outcome| outcome.cache_hits),
         };
         metrics::record_link_call(&chain.name, step.link.name(), call);
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(failure) => {
+                spans::mark_error(&span, &failure.to_string());
+                tracing::error!(parent: &span, chain = %chain.name, link = step.link.name(), vcon_uuid = uuid, error = %failure, "Error in link");
                 return Ok(Err(Failure {
                     step: step.link.name().to_string(),
                     retryable: failure.is_retryable(),
@@ -206,6 +234,7 @@ async fn run_chain(
     if let Err(failure) = store(chain, uuid, &vcon, options.parallel_storage).await {
         return Ok(Err(failure));
     }
+    pass_on_trace_context(broker, uuid, &chain.egress_lists).await;
     for list in &chain.egress_lists {
         broker.push(list, std::slice::from_ref(&item.uuid)).await?;
     }
@@ -214,6 +243,21 @@ async fn run_chain(
     sent_to.extend(chain.egress_lists.iter().cloned());
     settle_ttl(broker, chain, uuid, &sent_to, expiry, options).await?;
     Ok(Ok(Outcome::Completed))
+}
+
+/// Before egress, leave this run's span context for the next chain's worker, as
+/// the Python wrap-up does (only while traces are exported). A broker error here
+/// loses only the span link, so it is logged, not raised.
+async fn pass_on_trace_context(broker: &dyn Broker, uuid: &str, lists: &[String]) {
+    if !trace_context::enabled() {
+        return;
+    }
+    let Some(context) = spans::context_json(&Span::current()) else { return };
+    for list in lists {
+        if let Err(error) = broker.push_trace_context(list, uuid, &context, trace_context::DEFAULT_TTL_SECS).await {
+            tracing::debug!(%list, vcon_uuid = uuid, %error, "cannot store the trace context for the next chain");
+        }
+    }
 }
 
 /// Call the chain's tracers at `link_index` (-1: before the first link). A failing
@@ -290,11 +334,11 @@ const STORAGE_ATTEMPTS: u32 = 3;
 /// is logged and skipped.
 async fn store(chain: &ChainPlan, uuid: &str, vcon: &str, parallel: bool) -> Result<(), Failure> {
     let results = if parallel && chain.storages.len() > 1 {
-        join_all(chain.storages.iter().map(|s| save_with_retries(s.as_ref(), uuid, vcon))).await
+        join_all(chain.storages.iter().map(|s| save_traced(chain, s.as_ref(), uuid, vcon))).await
     } else {
         let mut results = Vec::with_capacity(chain.storages.len());
         for storage in &chain.storages {
-            results.push(save_with_retries(storage.as_ref(), uuid, vcon).await);
+            results.push(save_traced(chain, storage.as_ref(), uuid, vcon).await);
         }
         results
     };
@@ -316,11 +360,25 @@ async fn store(chain: &ChainPlan, uuid: &str, vcon: &str, parallel: bool) -> Res
     Ok(())
 }
 
+/// One storage's write in its `storage.{name}` span.
+async fn save_traced(chain: &ChainPlan, storage: &dyn Storage, uuid: &str, vcon: &str) -> Result<(), StorageError> {
+    let span = spans::storage_span(&chain.name, storage.name(), uuid);
+    let result = save_with_retries(storage, uuid, vcon).instrument(span.clone()).await;
+    if let Err(error) = &result {
+        spans::mark_error(&span, &error.to_string());
+    }
+    result
+}
+
+/// Each attempt is counted in `conserver.storage.count` / `duration_ms`.
 async fn save_with_retries(storage: &dyn Storage, uuid: &str, vcon: &str) -> Result<(), StorageError> {
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
-        match storage.save(uuid, vcon).await {
+        let started = Instant::now();
+        let result = storage.save(uuid, vcon).await;
+        metrics::record_storage(storage.name(), result.is_ok(), started.elapsed());
+        match result {
             Ok(()) => return Ok(()),
             Err(error) if attempt >= STORAGE_ATTEMPTS => return Err(error),
             Err(error) => {

@@ -143,6 +143,7 @@ impl Worker {
             match popper.pop(snapshot.ingress_lists(), POP_WAIT).await {
                 Ok(Some(item)) => {
                     failures = 0;
+                    conserver_core::metrics::record_received(&item.list);
                     if self.shutdown.is_cancelled() {
                         self.requeue(&item).await;
                         break;
@@ -205,7 +206,15 @@ impl Worker {
     }
 
     async fn handle(&self, chain: Arc<ChainPlan>, item: Popped, hard_stop: CancellationToken) {
-        let span = tracing::info_span!("vcon", chain = %chain.name, vcon_uuid = %item.uuid, ingress = %item.list);
+        let producer = if conserver_core::trace_context::enabled() {
+            self.broker.pop_trace_context(&item.list, &item.uuid).await.unwrap_or_else(|error| {
+                tracing::debug!(vcon_uuid = %item.uuid, %error, "cannot read the producer's trace context");
+                None
+            })
+        } else {
+            None
+        };
+        let span = crate::spans::chain_span(&chain.name, &item.uuid, &item.list, producer.as_deref());
         let work = process_vcon(self.broker.as_ref(), &chain, &item, self.settings.options).instrument(span.clone());
         tokio::select! {
             result = work => match result {

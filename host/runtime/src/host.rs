@@ -105,7 +105,7 @@ impl HostState {
             capabilities,
             table: ResourceTable::new(),
             media: MediaState::default(),
-            limiter: MemoryLimiter { cap: usize::try_from(memory_cap).unwrap_or(usize::MAX), exceeded: false },
+            limiter: MemoryLimiter { cap: usize::try_from(memory_cap).unwrap_or(usize::MAX), exceeded: false, peak: 0 },
             stderr,
             labels,
             log_lines: 0,
@@ -219,10 +219,12 @@ impl LogHost for HostState {
 }
 
 /// Caps linear memory growth and remembers whether the cap was hit, so the call's
-/// failure is reported as a memory limit rather than a generic trap.
+/// failure is reported as a memory limit rather than a generic trap, and the
+/// largest size any memory was granted (the call's peak, for metrics).
 pub(crate) struct MemoryLimiter {
     cap: usize,
     pub(crate) exceeded: bool,
+    pub(crate) peak: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -231,6 +233,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.exceeded = true;
             return Err(wasmtime::Error::msg(format!("memory limit of {} bytes reached", self.cap)));
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

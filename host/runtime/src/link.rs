@@ -35,6 +35,8 @@ pub struct LinkOutcome {
     pub fuel_used: u64,
     /// Reads of the link's cache that found a value.
     pub cache_hits: u64,
+    /// The largest linear memory the instance was granted, in bytes.
+    pub memory_peak_bytes: u64,
 }
 
 /// A link component compiled and pre-instantiated, ready for many calls. Cheap to
@@ -146,6 +148,7 @@ impl LoadedLink {
                     directives: verdict.directives.into_iter().map(Directive::from).collect(),
                     fuel_used,
                     cache_hits: store.data().cache_hits,
+                    memory_peak_bytes: store.data().limiter.peak as u64,
                 })
             }
         }

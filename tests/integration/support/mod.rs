@@ -15,6 +15,7 @@ pub enum Backend {
     Cluster,
 }
 
+pub mod otlp;
 pub mod scrapi;
 pub mod vendors;
 
@@ -111,11 +112,17 @@ pub struct Server {
     _dir: tempfile::TempDir,
     log: PathBuf,
     command: Vec<(String, String)>,
+    program: PathBuf,
 }
 
 impl Server {
     /// Start with `config` (YAML text) on `backend`, plus extra env vars.
     pub async fn start(backend: Backend, config: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_program(binary(), backend, config, env).await
+    }
+
+    /// The same with another build of the binary (the API-only one).
+    pub async fn start_program(program: PathBuf, backend: Backend, config: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap_or_else(|e| panic!("write config: {e}"));
@@ -133,7 +140,7 @@ impl Server {
         }
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let log = dir.path().join("server.log");
-        let child = spawn(&vars, &log);
+        let child = spawn(&program, &vars, &log);
         let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -141,6 +148,7 @@ impl Server {
             _dir: dir,
             log,
             command: vars,
+            program,
         };
         server.wait_healthy().await;
         server
@@ -176,7 +184,7 @@ impl Server {
 
     /// Start the process again (after a kill or stop), with the same settings.
     pub async fn restart(&mut self) {
-        self.child = spawn(&self.command, &self.log);
+        self.child = spawn(&self.program, &self.command, &self.log);
         self.wait_healthy().await;
     }
 
@@ -286,20 +294,22 @@ impl Server {
     }
 }
 
-fn spawn(vars: &[(String, String)], log: &Path) -> Child {
+fn spawn(program: &Path, vars: &[(String, String)], log: &Path) -> Child {
     let log_file =
         std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap_or_else(|e| panic!("log file: {e}"));
-    let mut command = Command::new(binary());
+    let mut command = Command::new(program);
     command
         .arg("serve")
         .env_remove("REDIS_URL")
         .env_remove("CONSERVER_API_TOKEN")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
         .stdout(Stdio::null())
         .stderr(log_file);
     for (key, value) in vars {
         command.env(key, value);
     }
-    command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()))
+    command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()))
 }
 
 impl Drop for Server {

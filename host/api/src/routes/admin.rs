@@ -79,6 +79,7 @@ pub async fn reprocess_dlq(State(state): State<ApiState>, RawQuery(query): RawQu
         .move_items(&dlq_list(&ingress), &ingress, count as u64)
         .await
         .map_err(|e| ApiError::internal("Failed to reprocess DLQ", e))?;
+    conserver_core::metrics::record_enqueued(&ingress, "dlq_reprocess", moved);
     Ok(Json(moved))
 }
 

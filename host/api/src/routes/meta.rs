@@ -1,8 +1,13 @@
 //! `GET /health`, `GET /version` and `GET /metrics` (public).
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
+
+/// How long `/health` waits for the broker before calling it unreachable.
+const BROKER_CHECK: Duration = Duration::from_millis(500);
 
 use crate::ApiState;
 
@@ -14,10 +19,23 @@ fn version_info(state: &ApiState) -> Value {
     })
 }
 
-/// Liveness: `{"status": "healthy", "version": {…}}`.
-#[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, description = "The server is up")))]
+/// Liveness and readiness: `{"status": "healthy"|"degraded", "version": {…},
+/// "broker": {"backend", "status": "ok"|"unreachable", "error"?}}`. Always 200 and
+/// answered within half a second: the process is up even when the broker is
+/// not, and a load balancer's `curl -f` must not restart it for that; monitors
+/// read `status`.
+#[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, description = "The server is up; `status` is `degraded` when the broker does not answer")))]
 pub async fn health(State(state): State<ApiState>) -> Json<Value> {
-    Json(json!({"status": "healthy", "version": version_info(&state)}))
+    let backend = state.broker.backend();
+    let broker = match tokio::time::timeout(BROKER_CHECK, state.broker.ping()).await {
+        Ok(Ok(())) => json!({"backend": backend, "status": "ok"}),
+        Ok(Err(error)) => json!({"backend": backend, "status": "unreachable", "error": error.to_string()}),
+        Err(_) => {
+            json!({"backend": backend, "status": "unreachable", "error": format!("no answer within {} ms", BROKER_CHECK.as_millis())})
+        }
+    };
+    let status = if broker["status"] == "ok" { "healthy" } else { "degraded" };
+    Json(json!({"status": status, "version": version_info(&state), "broker": broker}))
 }
 
 /// `{"version", "git_commit", "build_time"}` from `VCON_SERVER_*`.
@@ -26,8 +44,7 @@ pub async fn version(State(state): State<ApiState>) -> Json<Value> {
     Json(version_info(&state))
 }
 
-/// Processing metrics in the Prometheus text format: per chain and link, calls,
-/// failures, seconds and fuel; per chain, vCons by outcome.
+/// Every metric in the Prometheus text format (names in docs/operations.md).
 #[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
 pub async fn metrics() -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], conserver_core::metrics::render_prometheus())

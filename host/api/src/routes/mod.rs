@@ -76,6 +76,7 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn(crate::middleware::path_rules))
         .layer(middleware::from_fn_with_state(state.clone(), crate::middleware::version_headers))
         .layer(middleware::from_fn(crate::middleware::cors))
+        .layer(middleware::from_fn(crate::request_span::request_span))
         .with_state(state)
 }
 

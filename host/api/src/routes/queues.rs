@@ -12,6 +12,7 @@ use super::vcons::invalid_vcon;
 use crate::ApiState;
 use crate::auth::{check_ingress_key, presented};
 use crate::body::JsonBody;
+use crate::enqueue::{Source, enqueue};
 use crate::error::ApiError;
 use crate::query::Query;
 use crate::read::{load_vcon, store_ingested};
@@ -37,7 +38,9 @@ pub async fn external_ingress(
     let vcon = ingest_vcon(&body).map_err(|e| invalid_vcon(e, &body))?;
     check_ingress_key(&state.control.live(), &list, presented(&headers, &state))?;
     store_ingested(&state, &vcon, true).await?;
-    state.broker.push(&list, &[vcon.uuid]).await.map_err(|e| ApiError::internal("Failed to store vCon", e))?;
+    enqueue(&state, &list, &[vcon.uuid], Source::External)
+        .await
+        .map_err(|e| ApiError::internal("Failed to store vCon", e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -95,7 +98,9 @@ pub async fn ingress(
             tracing::info!(vcon_uuid = %uuid, list = %list, "ingress skipped a uuid found nowhere");
         }
     }
-    state.broker.push(&list, &found).await.map_err(|e| ApiError::internal("Failed to add to ingress list", e))?;
+    enqueue(&state, &list, &found, Source::Reingress)
+        .await
+        .map_err(|e| ApiError::internal("Failed to add to ingress list", e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

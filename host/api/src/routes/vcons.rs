@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::ApiState;
 use crate::body::JsonBody;
+use crate::enqueue::{Source, enqueue};
 use crate::error::{ApiError, Invalid};
 use crate::query::Query;
 use crate::read::{for_egress, load_vcon, store_ingested, terms_of};
@@ -64,9 +65,7 @@ pub async fn create_vcon(
         Query::parse(query.as_deref()).all("ingress_lists").into_iter().filter(|l| !l.is_empty()).collect();
     store_ingested(&state, &vcon, !lists.is_empty()).await?;
     for list in lists {
-        state
-            .broker
-            .push(&list, std::slice::from_ref(&vcon.uuid))
+        enqueue(&state, &list, std::slice::from_ref(&vcon.uuid), Source::New)
             .await
             .map_err(|e| ApiError::internal("Failed to store vCon", e))?;
     }

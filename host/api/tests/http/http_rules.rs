@@ -12,7 +12,11 @@ async fn routes_answer_under_the_root_path_and_unprefixed() {
     let health = api.get("/api/health").await;
     assert_eq!(
         health.json(),
-        json!({"status": "healthy", "version": {"version": "test-version", "git_commit": "test-commit", "build_time": "unknown"}})
+        json!({
+            "status": "healthy",
+            "version": {"version": "test-version", "git_commit": "test-commit", "build_time": "unknown"},
+            "broker": {"backend": "embedded", "status": "ok"}
+        })
     );
     assert_eq!(api.get("/health").await.json(), health.json());
     assert_eq!(

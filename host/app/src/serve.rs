@@ -1,0 +1,149 @@
+//! `conserver serve`: the API, and (with the `worker` feature) the workers, the
+//! config watcher and the component snapshot they run on.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use conserver_api::{ApiSettings, ApiState, ConfigControl};
+use conserver_broker::Broker;
+use conserver_config::{Config, Settings};
+use conserver_core::EgressFormat;
+use tokio_util::sync::CancellationToken;
+
+use crate::{connect_broker, follower, gauges, shutdown};
+
+/// The wasm runtime sized for the configured workers.
+#[cfg(feature = "worker")]
+pub fn new_runtime(settings: &Settings) -> Result<conserver_runtime::Runtime> {
+    use conserver_runtime::{Runtime, RuntimeOptions};
+    let max_instances = u32::try_from(settings.workers * settings.vcon_concurrency * 2).unwrap_or(u32::MAX).max(64);
+    Ok(Runtime::new(&RuntimeOptions { cache_dir: Some(settings.component_cache_dir.clone()), max_instances })?)
+}
+
+/// What the processing side started, for the API and for shutdown.
+struct Processing {
+    control: Arc<dyn ConfigControl>,
+    /// The ingress lists in force now (for the queue gauges).
+    lists: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+    #[cfg(feature = "worker")]
+    workers: conserver_pipeline::Workers,
+}
+
+#[cfg(feature = "worker")]
+async fn start_processing(
+    settings: &Settings,
+    config: Config,
+    document: serde_json::Value,
+    broker: Arc<dyn Broker>,
+    shutdown: CancellationToken,
+) -> Result<Processing> {
+    use std::time::Duration;
+
+    use conserver_pipeline::{BrokerLinkCache, ProcessOptions, WorkerSettings, Workers};
+
+    use crate::control::{ConfigStore, build_snapshot, live_config};
+
+    let runtime = new_runtime(settings)?.with_link_cache(Arc::new(BrokerLinkCache(broker.clone())));
+    let snapshot = build_snapshot(config.clone(), &settings.config_file, &settings.links_dir, runtime.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let live = live_config(&config, document, &snapshot);
+    tracing::info!(broker = broker.backend(), ingress_lists = ?snapshot.ingress_lists(), pooling = runtime.is_pooling(), "ready");
+    let (snapshot_tx, snapshots) = tokio::sync::watch::channel(Arc::new(snapshot));
+    let control = Arc::new(ConfigStore::new(
+        settings.config_file.clone(),
+        settings.links_dir.clone(),
+        runtime.clone(),
+        live,
+        snapshot_tx,
+    ));
+    tokio::spawn(crate::watch::watch(control.clone(), shutdown.clone()));
+    let lists_source = snapshots.clone();
+    let workers = Workers::start(
+        settings.workers,
+        broker,
+        snapshots,
+        WorkerSettings {
+            concurrency: settings.vcon_concurrency,
+            options: ProcessOptions {
+                dlq_expiry_secs: settings.dlq_expiry_secs,
+                parallel_storage: settings.parallel_storage,
+                vcon_expiry_secs: settings.vcon_expiry_secs,
+            },
+            grace: Duration::from_secs(settings.shutdown_grace_secs),
+            heartbeat_ttl: Duration::from_secs(settings.worker_ttl_secs),
+        },
+        shutdown,
+    );
+    Ok(Processing { control, lists: Box::new(move || lists_source.borrow().ingress_lists().to_vec()), workers })
+}
+
+#[cfg(not(feature = "worker"))]
+async fn start_processing(
+    settings: &Settings,
+    config: Config,
+    document: serde_json::Value,
+    broker: Arc<dyn Broker>,
+    _shutdown: CancellationToken,
+) -> Result<Processing> {
+    let live = crate::api_control::live_config(&config, document).map_err(anyhow::Error::msg)?;
+    tracing::info!(broker = broker.backend(), "ready (API-only build: no workers in this process)");
+    let control = Arc::new(crate::api_control::ApiConfigStore::new(settings.config_file.clone(), live));
+    let live_control = control.clone();
+    Ok(Processing {
+        control,
+        lists: Box::new(move || {
+            let document = live_control.live().document.clone();
+            Config::from_document(&document, std::path::Path::new("config.yml"))
+                .map(|config| config.chains.values().flat_map(|chain| chain.ingress_lists.iter().cloned()).collect())
+                .unwrap_or_default()
+        }),
+    })
+}
+
+/// Serve until a shutdown signal, then drain.
+pub async fn serve(settings: Settings) -> Result<()> {
+    let shutdown = shutdown::on_signal().context("installing signal handlers")?;
+    let egress_format = EgressFormat::parse(settings.egress_format.as_deref()).map_err(anyhow::Error::msg)?;
+    let config = Config::load(&settings.config_file)?;
+    let document = Config::read_document(&settings.config_file)?;
+    tracing::info!(config = %settings.config_file.display(), links_dir = %settings.links_dir.display(), "configuration loaded");
+    let broker = connect_broker(&settings).await?;
+    let followers = config.followers.clone();
+    let processing = start_processing(&settings, config, document, broker.clone(), shutdown.clone()).await?;
+    for (name, def) in &followers {
+        let follower = follower::Follower::new(name, def.clone(), broker.clone(), &settings.api_header)
+            .with_context(|| format!("starting follower `{name}`"))?;
+        tokio::spawn(follower.run(shutdown.clone()));
+    }
+    tokio::spawn(gauges::poll(broker.clone(), processing.lists, shutdown.clone()));
+    let state = ApiState {
+        broker,
+        control: processing.control,
+        settings: Arc::new(ApiSettings {
+            tokens: settings.api_tokens.clone(),
+            header: settings.api_header.to_ascii_lowercase(),
+            root_path: settings.api_root_path.clone(),
+            vcon_expiry_secs: settings.vcon_expiry_secs,
+            index_expiry_secs: settings.index_expiry_secs,
+            egress_format,
+            max_body_bytes: settings.max_body_bytes,
+            version: settings.version.clone(),
+            git_commit: settings.git_commit.clone(),
+            build_time: settings.build_time.clone(),
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind(&settings.bind)
+        .await
+        .with_context(|| format!("binding {} (set CONSERVER_BIND or --bind to a free address)", settings.bind))?;
+    tracing::info!(bind = %settings.bind, "API listening");
+    let api_shutdown = shutdown.clone();
+    axum::serve(listener, conserver_api::router(state))
+        .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+        .await
+        .context("serving the API")?;
+    #[cfg(feature = "worker")]
+    processing.workers.join().await;
+    tracing::info!("stopped");
+    Ok(())
+}
