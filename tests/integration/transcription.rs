@@ -172,7 +172,10 @@ async fn openai_gets_short_recordings_unchanged_and_long_ones_in_chunks_and_the_
     assert_eq!(vendors.received("/v1/audio/transcriptions").len(), 1, "no second call for the same recording");
     assert_eq!(last_analysis(&server, &uuid2).await.1["text"], transcript_of(&ab_call));
     let metrics = server.get_text("/metrics").await;
-    assert!(metrics.contains("conserver_link_cache_hits_total{link_name=\"openai_short\",chain_name=\"short\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("conserver_link_cache_hits_total{link_name=\"openai_short\",chain_name=\"short\"} 1"),
+        "{metrics}"
+    );
 
     // 25 s of speech, inline, through the legacy module name, at most 10 s a chunk:
     // WAV chunks cut at the silences, the texts joined.

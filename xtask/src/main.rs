@@ -4,11 +4,15 @@
 //!   the standard links and the test fixture components (`links/` workspace), and copy
 //!   them next to the host binaries (`<target>/<profile>/links/`, fixtures under
 //!   `links/testing/`), where `conserver` looks for `module: links.<name>`.
+//! * `install-link-tools` — install componentize-py and ComponentizeJS under
+//!   `<target>/tools`, so `build-links` also builds the Python and JavaScript
+//!   fixtures (`test` does this itself).
 //! * `run` — build everything (release) and serve `config.example.yml` on
 //!   127.0.0.1:8000 with the embedded broker.
 //! * `test` — start the services the tests need when they are not running (Redis, a
 //!   3-node Redis Cluster on ports 7101-7103; moto for S3; sox, espeak-ng and
-//!   ffmpeg for the media tests),
+//!   ffmpeg for the media tests; nginx for `nginx -t`; componentize-py and
+//!   ComponentizeJS for the Python and JavaScript links, under `<target>/tools`),
 //!   build the links, fixtures and the link template, then run every test.
 //!
 //! Nothing here runs nested cargo from a build script; every step is visible.
@@ -18,6 +22,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod script_links;
 mod services;
 
 /// The native target the links' unit tests run on.
@@ -53,10 +58,11 @@ fn main() -> Result<()> {
     let root = repo_root()?;
     match args.first().map(String::as_str) {
         Some("build-links") => build_links(&root, &["debug", "release"]),
+        Some("install-link-tools") => script_links::install(&target_dir(&root)),
         Some("run") => run(&root),
         Some("test") => test(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build-links | run | test [cargo test args…]>");
+            eprintln!("usage: cargo xtask <build-links | install-link-tools | run | test [cargo test args…]>");
             bail!("unknown or missing command")
         }
     }
@@ -124,6 +130,14 @@ fn build_links(root: &Path, profiles: &[&str]) -> Result<()> {
             std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
         }
     }
+    let scripted = script_links::build(root, &target)?;
+    for profile in profiles {
+        let dir = target.join(profile).join("links/testing");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (name, built) in &scripted {
+            std::fs::copy(built, dir.join(name)).with_context(|| format!("copying {}", built.display()))?;
+        }
+    }
     eprintln!("xtask: links ready in {}/<profile>/links", target.display());
     Ok(())
 }
@@ -147,6 +161,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     services::ensure_moto()?;
     services::ensure_audio_tools()?;
     services::ensure_nginx()?;
+    script_links::install(&target_dir(root))?;
     build_links(root, &["debug"])?;
     // The link template must keep building against the SDK.
     status(
@@ -180,6 +195,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
             .current_dir(root)
             .args(["test", "--workspace"])
             .args(extra)
-            .env("CONSERVER_API_ONLY_BINARY", api_only.join("conserver")),
+            .env("CONSERVER_API_ONLY_BINARY", api_only.join("conserver"))
+            .env("CONSERVER_TOOLS_DIR", script_links::tools_dir(&target_dir(root))),
     )
 }

@@ -137,5 +137,40 @@ pub enum LinkAction {
         /// when its source is still there).
         #[arg(long)]
         sdk: Option<PathBuf>,
+        /// The language: `rust` (default), `python` (componentize-py) or `js`
+        /// (ComponentizeJS).
+        #[arg(long, default_value = "rust")]
+        lang: String,
+    },
+    /// Run a component once per vCon file in the real sandbox and print the
+    /// verdict, the vCon as the chain would store it, and the fuel, memory and
+    /// time used. Exits 1 when a call failed.
+    Test {
+        /// The link component (`.wasm`).
+        component: PathBuf,
+        /// vCon files (each is ingested as `POST /vcon` would, then run).
+        #[arg(required = true)]
+        vcons: Vec<PathBuf>,
+        /// The link's options, as JSON or YAML (`{tags: [a]}`).
+        #[arg(long, default_value = "{}")]
+        options: String,
+        /// Fuel budget per call (default: `wasm.limits`' default).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Memory cap in bytes.
+        #[arg(long)]
+        memory_bytes: Option<u64>,
+        /// Deadline per call in milliseconds.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Hosts the link may call (`allowed_outbound_hosts` entries; repeatable).
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        /// Secrets the link may read, from this environment (repeatable).
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+        /// One JSON object per vCon on stdout instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -16,7 +16,7 @@ mod link_cache;
 mod plan;
 mod process;
 mod spans;
-mod spec_form;
+pub mod spec_form;
 mod worker;
 
 pub use error::PipelineError;

@@ -16,7 +16,7 @@ fn parsed(json: &str) -> Option<Map<String, Value>> {
 /// The vCon as a Python link reads it: legacy field names renamed. Returned
 /// unchanged (same text) when there is nothing to rename or it is not a JSON
 /// object (the link reports that itself).
-pub(crate) fn as_read(json: String) -> String {
+pub fn as_read(json: String) -> String {
     // Most documents carry no legacy name: spare them the parse. (Attachments
     // may need `type` → `purpose`, which only a parse can tell.)
     const LEGACY: [&str; 5] =
@@ -34,7 +34,7 @@ pub(crate) fn as_read(json: String) -> String {
 }
 
 /// The vCon as a Python link stores it (spec enforced on write).
-pub(crate) fn as_written(json: String) -> String {
+pub fn as_written(json: String) -> String {
     let Some(doc) = parsed(&json) else {
         return json;
     };

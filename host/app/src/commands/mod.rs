@@ -1,11 +1,14 @@
 //! The operator commands: they talk to a running server's HTTP API (so they work
 //! against any broker, remotely, and go through the same validation and auth as
-//! any client), except `link new`, which only writes files.
+//! any client), except `link new`, which only writes files, and `link test`,
+//! which runs a component in this process's sandbox.
 
 mod client;
 mod dlq;
 mod import;
 mod link_new;
+#[cfg(feature = "worker")]
+mod link_test;
 mod vcon;
 
 use anyhow::Result;
@@ -30,9 +33,27 @@ pub async fn run(command: Command, settings: &Settings) -> Option<Result<()>> {
             Ok(client) => import::run(&client, &dir, &ingress_list, concurrency).await,
             Err(error) => Err(error),
         },
-        Command::Link { action: LinkAction::New { name, dir, sdk } } => link_new::run(&name, dir, sdk).map(|dir| {
-            println!("created {}; build it with: cd {} && cargo build --release", dir.display(), dir.display());
-        }),
+        Command::Link { action: LinkAction::New { name, dir, sdk, lang } } => match link_new::Lang::parse(&lang) {
+            Ok(lang) => link_new::run(&name, dir, sdk, lang).map(|dir| {
+                println!("created {}; build it with: cd {} && {}", dir.display(), dir.display(), lang.build_hint());
+            }),
+            Err(error) => Err(error),
+        },
+        Command::Link { action: test @ LinkAction::Test { .. } } => run_link_test(test, settings).await,
         Command::Serve { .. } | Command::Check { .. } => return None,
     })
+}
+
+#[cfg(feature = "worker")]
+async fn run_link_test(action: LinkAction, settings: &Settings) -> Result<()> {
+    let Some(test) = link_test::LinkTest::from_action(action) else { return Ok(()) };
+    if !link_test::run(test, settings).await? {
+        anyhow::bail!("at least one call failed (see above)");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "worker"))]
+async fn run_link_test(_action: LinkAction, _settings: &Settings) -> Result<()> {
+    anyhow::bail!("this is the API-only build: `link test` needs the worker build (the `conserver` image)")
 }
