@@ -114,44 +114,8 @@ async fn chain_with_failing_and_succeeding_link(protocol: &str) {
     let generated_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(generated_id.len(), 36, "a fresh uuid when the caller sent none: {generated_id}");
 
-    let egress = format!("/api/vcon/egress?egress_list={ok_out}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let popped = server
-            .client
-            .get(server.url(&egress))
-            .header("x-conserver-api-token", TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
-        if popped.as_array().is_some_and(|uuids| uuids.iter().any(|u| u == &good)) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{good} never left the chain:\n{}", server.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let dlq = format!("/api/dlq?ingress_list={fail_in}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let listed = server
-            .client
-            .get(server.url(&dlq))
-            .header("x-conserver-api-token", TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
-        if listed.as_array().is_some_and(|uuids| uuids.iter().any(|u| u == &bad)) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{bad} never reached the DLQ:\n{}", server.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_listed(&server, &format!("/api/vcon/egress?egress_list={ok_out}"), &good).await;
+    wait_listed(&server, &format!("/api/dlq?ingress_list={fail_in}"), &bad).await;
 
     // The same metrics on /metrics, with Prometheus label names.
     let prometheus = server.get_text("/metrics").await;
@@ -251,6 +215,28 @@ async fn chain_with_failing_and_succeeding_link(protocol: &str) {
     let has = |needle: &str| lines.iter().any(|line| line.to_string().contains(needle));
     assert!(has("\"request_id\":\"req-telemetry-1\""), "no log line carries the request id:\n{log}");
     assert!(has(&format!("\"vcon_uuid\":\"{bad}\"")), "no log line carries the vCon uuid:\n{log}");
+}
+
+/// Poll `path` (with the token) until its JSON list holds `uuid`.
+async fn wait_listed(server: &Server, path: &str, uuid: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = server
+            .client
+            .get(server.url(path))
+            .header("x-conserver-api-token", TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        if listed.as_array().is_some_and(|uuids| uuids.iter().any(|u| u == uuid)) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{uuid} never appeared in {path}:\n{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

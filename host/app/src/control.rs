@@ -15,7 +15,7 @@ use conserver_runtime::Runtime;
 use serde_json::Value;
 use tokio::sync::{Mutex, watch};
 
-use crate::config_file::write_atomically;
+use crate::config_file::{LiveSlot, parse_document, write_document};
 
 /// The API's view of a config: its document, ingress keys, and the storages the
 /// snapshot built (one set of connections for workers and API).
@@ -44,7 +44,7 @@ pub struct ConfigStore {
     path: PathBuf,
     links_dir: PathBuf,
     runtime: Runtime,
-    live: RwLock<Arc<LiveConfig>>,
+    live: LiveSlot,
     snapshots: watch::Sender<Arc<Snapshot>>,
     replacing: Mutex<()>,
     /// Bumped on every swap, so the file watcher can tell its own reloads from
@@ -68,7 +68,7 @@ impl ConfigStore {
             path,
             links_dir,
             runtime,
-            live: RwLock::new(Arc::new(live)),
+            live: LiveSlot::new(live),
             snapshots,
             replacing: Mutex::new(()),
             generation: Default::default(),
@@ -118,10 +118,7 @@ impl ConfigStore {
             Ok(mut guard) => *guard = watched,
             Err(poisoned) => *poisoned.into_inner() = watched,
         }
-        match self.live.write() {
-            Ok(mut guard) => *guard = Arc::new(live),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
-        }
+        self.live.set(live);
         self.snapshots.send_replace(Arc::new(snapshot));
     }
 }
@@ -133,20 +130,14 @@ fn watched_for(config_file: &Path, snapshot: &Snapshot) -> Vec<PathBuf> {
 #[async_trait]
 impl ConfigControl for ConfigStore {
     fn live(&self) -> Arc<LiveConfig> {
-        match self.live.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.live.get()
     }
 
     async fn replace(&self, document: Value) -> Result<(), ConfigRejected> {
         let _one_at_a_time = self.replacing.lock().await;
-        let config =
-            Config::from_document(&document, &self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
+        let config = parse_document(&document, &self.path)?;
         let (live, snapshot) = self.prepare(config, document.clone()).await?;
-        let text = serde_yaml_ng::to_string(&document).map_err(|e| ConfigRejected::Failed(e.to_string()))?;
-        write_atomically(&self.path, &text)
-            .map_err(|e| ConfigRejected::Failed(format!("cannot write {}: {e}", self.path.display())))?;
+        write_document(&self.path, &document)?;
         self.swap(live, snapshot);
         tracing::info!(config = %self.path.display(), "configuration replaced through the API");
         Ok(())
