@@ -40,3 +40,49 @@ p90 = times[int(len(times) * 0.9) - 1]
 print(f"{component:<22} {os.path.getsize(path) / 1e6:9.1f} {float(cold):9.1f} {float(warm):12.1f} {int(wall):10d} {statistics.median(times):10.3f} {p90:8.3f}/{fuel:,.0f}")
 PY
 done
+
+# A chain of five large components (Python, JS, Rust, Python, JS) in one server,
+# 4 vCons in flight: peak RSS and throughput, and the warm start-up time.
+N=${N:-100}
+PORT=${PORT:-18931}
+cat > "$WORK/chain.yml" <<YAML
+links:
+  py1: {component: $LINKS/testing/py_tag.wasm}
+  js1: {component: $LINKS/testing/js_tag.wasm}
+  rs: {component: $LINKS/tag.wasm}
+  py2: {component: $LINKS/testing/py_tag.wasm}
+  js2: {component: $LINKS/testing/js_tag.wasm}
+chains:
+  mixed:
+    links: [py1, js1, rs, py2, js2]
+    ingress_lists: [mixed-in]
+    egress_lists: [mixed-out]
+YAML
+export CONSERVER_COMPONENT_CACHE_DIR=$WORK/chain-cache
+"$BIN" check "$WORK/chain.yml" >/dev/null
+start=$(date +%s%N)
+"$BIN" check "$WORK/chain.yml" >/dev/null
+echo "warm start-up (check, 5 components from the cache): $(( ($(date +%s%N) - start) / 1000000 )) ms"
+CONSERVER_DATA_DIR=$WORK/data CONSERVER_BIND=127.0.0.1:$PORT CONSERVER_VCON_CONCURRENCY=4 LOG_LEVEL=warn \
+  "$BIN" serve --config "$WORK/chain.yml" >"$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.05; done
+python3 - "$PORT" "$N" "$VCON" "$SERVER" <<'PY'
+import json, sys, time, urllib.request, uuid
+port, n, path, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+doc = json.load(open(path))
+base = f"http://127.0.0.1:{port}/api"
+started = time.time()
+for _ in range(n):
+    doc["uuid"] = str(uuid.uuid4())
+    request = urllib.request.Request(f"{base}/vcon?ingress_lists=mixed-in", json.dumps(doc).encode(), {"content-type": "application/json"})
+    urllib.request.urlopen(request).read()
+done = 0
+while done < n and time.time() - started < 300:
+    done += len(json.loads(urllib.request.urlopen(f"{base}/vcon/egress?egress_list=mixed-out&limit=1000").read()))
+    time.sleep(0.05)
+elapsed = time.time() - started
+rss = next(line for line in open(f"/proc/{pid}/status") if line.startswith("VmHWM")).split()[1]
+print(f"mixed chain of 5 large components: {done}/{n} vCons in {elapsed:.1f} s ({done / elapsed:.1f} vCons/s), peak RSS {int(rss) / 1024:.0f} MiB")
+PY
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
