@@ -56,6 +56,7 @@ const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
  * the fast path cannot take (integer-like object keys, which `JSON.parse` would
  * reorder, or strings holding the number marker). */
 function parseByHand(text) {
+  handParsed++;
   let i = 0;
   const fail = (what) => {
     throw new LinkError(`the vCon is not valid JSON: ${what} at offset ${i}`);
@@ -101,8 +102,9 @@ function parseByHand(text) {
         const key = string();
         space();
         if (text.charCodeAt(i++) !== 58) fail('expected `:`');
-        object[key] = value();
-        keys.push(key);
+        if (!Object.prototype.hasOwnProperty.call(object, key)) keys.push(key);
+        // defineProperty: a key called `__proto__` stays a key.
+        Object.defineProperty(object, key, { value: value(), writable: true, enumerable: true, configurable: true });
         space();
         const next = text.charCodeAt(i++);
         if (next === 44) continue;
@@ -111,7 +113,6 @@ function parseByHand(text) {
       }
       if (keys.some((k) => /^(0|[1-9][0-9]*)$/.test(k))) {
         Object.defineProperty(object, ORDER, { value: keys, enumerable: false });
-        orderedObjects++;
       }
       return object;
     }
@@ -171,8 +172,10 @@ const MARK = '\u0000\u0001n';
 // A number JavaScript writes back as it was read: an integer of at most 15
 // digits (not -0), or a decimal of at most 15 digits, not ending in 0, and not
 // below 1e-6 (which JavaScript writes with an exponent).
-const ROUND_TRIP = String.raw`(?:-?[1-9]\d{0,14}|0|-?(?:[1-9]\d{0,7}|0)\.(?:[1-9]|\d{0,5}[1-9])|-?[1-9]\d{0,7}\.\d{0,6}[1-9]|-?0\.(?:0{0,5}[1-9])\d{0,6})(?![\d.eE])`;
-const SKIP = String.raw`(?:"(?:[^"\\]|\\.)*"|[^"\d-]|${ROUND_TRIP})+`;
+const ROUND_TRIP = String.raw`(?:-?[1-9]\d{0,14}|0|-?(?:[1-9]\d{0,7}|0)\.(?:[1-9]|\d{0,5}[1-9])|-?[1-9]\d{0,7}\.\d{0,6}[1-9]|-?0\.0{0,5}[1-9](?:\d{0,5}[1-9])?)(?![\d.eE])`;
+// Strings in the unrolled form and runs bounded in length, so the regex engine
+// never keeps a backtracking entry per character or per token of a large vCon.
+const SKIP = String.raw`(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^"\d-]+|${ROUND_TRIP}){1,2000}`;
 const OTHER_NUMBER = String.raw`-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?`;
 const TOKENS = new RegExp(`${SKIP}|(${OTHER_NUMBER})`, 'g');
 const MARKED = /"\\u0000\\u0001n([^"]*)"/g;
@@ -220,7 +223,8 @@ function keysOf(object) {
   const order = object[ORDER];
   if (!order) return own;
   const known = order.filter((k) => Object.prototype.hasOwnProperty.call(object, k));
-  return known.concat(own.filter((k) => !known.includes(k)));
+  const seen = new Set(known);
+  return known.concat(own.filter((k) => !seen.has(k)));
 }
 
 /** Write JSON compactly; `JsonNumber`s are written as they were read and keys
@@ -233,10 +237,12 @@ export function stringify(value) {
 /** Whether some object below `value` records a key order `JSON.stringify`
  * would not keep (only documents parsed by hand have one). */
 function hasOrder(value) {
-  return orderedObjects > 0 && value !== null && typeof value === 'object';
+  return handParsed > 0 && value !== null && typeof value === 'object';
 }
 
-let orderedObjects = 0;
+/** Documents parsed by hand: their strings may hold the number marker, and
+ * their objects a key order, so they are written by hand too. */
+let handParsed = 0;
 
 function stringifyByHand(value) {
   if (value === null || value === undefined) return 'null';
@@ -299,6 +305,7 @@ const isTags = (entry) =>
 function tagList(body) {
   let list = body;
   if (typeof body === 'string') {
+    if (!body.trimStart().startsWith('[')) return [];
     try {
       list = parse(body);
     } catch {

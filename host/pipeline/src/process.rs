@@ -59,10 +59,25 @@ pub async fn process_vcon(
     item: &Popped,
     options: ProcessOptions,
 ) -> Result<Outcome, BrokerError> {
-    metrics::record_inflight(&chain.name, 1);
-    let result = process_counted(broker, chain, item, options).await;
-    metrics::record_inflight(&chain.name, -1);
-    result
+    let _inflight = Inflight::enter(&chain.name);
+    process_counted(broker, chain, item, options).await
+}
+
+/// `conserver.vcons.inflight` for one vCon: +1 now, −1 when dropped, so a run
+/// cut short (hard stop, timeout) is still counted out.
+struct Inflight<'a>(&'a str);
+
+impl<'a> Inflight<'a> {
+    fn enter(chain: &'a str) -> Self {
+        metrics::record_inflight(chain, 1);
+        Self(chain)
+    }
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        metrics::record_inflight(self.0, -1);
+    }
 }
 
 async fn process_counted(
@@ -234,7 +249,7 @@ async fn run_chain(
     if let Err(failure) = store(chain, uuid, &vcon, options.parallel_storage).await {
         return Ok(Err(failure));
     }
-    pass_on_trace_context(broker, uuid, &chain.egress_lists).await;
+    pass_on_trace_context(broker, uuid, &chain.egress_lists, &chain.consumed_lists).await;
     for list in &chain.egress_lists {
         broker.push(list, std::slice::from_ref(&item.uuid)).await?;
     }
@@ -246,14 +261,20 @@ async fn run_chain(
 }
 
 /// Before egress, leave this run's span context for the next chain's worker, as
-/// the Python wrap-up does (only while traces are exported). A broker error here
+/// the Python wrap-up does (only while traces are exported, and only on lists a
+/// chain reads: nothing would ever take it from the others). A broker error here
 /// loses only the span link, so it is logged, not raised.
-async fn pass_on_trace_context(broker: &dyn Broker, uuid: &str, lists: &[String]) {
+async fn pass_on_trace_context(
+    broker: &dyn Broker,
+    uuid: &str,
+    lists: &[String],
+    consumed: &std::collections::HashSet<String>,
+) {
     if !trace_context::enabled() {
         return;
     }
     let Some(context) = spans::context_json(&Span::current()) else { return };
-    for list in lists {
+    for list in lists.iter().filter(|list| consumed.contains(*list)) {
         if let Err(error) = broker.push_trace_context(list, uuid, &context, trace_context::DEFAULT_TTL_SECS).await {
             tracing::debug!(%list, vcon_uuid = uuid, %error, "cannot store the trace context for the next chain");
         }

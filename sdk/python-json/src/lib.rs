@@ -39,7 +39,9 @@ impl Formatter for PythonFormatter {
 
     fn write_string_fragment<W: ?Sized + Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
         for ch in fragment.chars() {
-            if ch.is_ascii() {
+            // Python escapes everything outside ' '..'~' (DEL included);
+            // control characters never reach here (serde escapes them).
+            if ch.is_ascii() && ch != '\u{7f}' {
                 writer.write_all(&[ch as u8])?;
             } else {
                 let mut units = [0u16; 2];
@@ -120,6 +122,12 @@ mod tests {
         assert_eq!(dumps(&json!(["a:a", "b:b"])), r#"["a:a", "b:b"]"#);
         assert_eq!(dumps(&json!({"k": "é😀", "n": null})), r#"{"k": "\u00e9\ud83d\ude00", "n": null}"#);
         assert_eq!(dumps(&json!("tab\there/")), r#""tab\there/""#);
+    }
+
+    #[test]
+    fn delete_is_escaped_as_python_does() {
+        // python3 -c 'import json; print(json.dumps("a\x7fb"))' → "a\u007fb"
+        assert_eq!(dumps(&serde_json::json!("a\u{7f}b")), "\"a\\u007fb\"");
     }
 
     #[test]

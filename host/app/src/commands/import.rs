@@ -20,21 +20,29 @@ use super::client::{ApiClient, query};
 /// Extensions taken as vCon files.
 const VCON_EXTENSIONS: &[&str] = &["vcon", "json"];
 
-/// Every vCon file under `dir`, sorted, recursively.
+/// Every vCon file under `dir`, sorted, recursively. Symbolic links to
+/// directories are not followed, and a file reached by two paths is listed once,
+/// so no file is sent twice.
 pub fn vcon_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(next) = pending.pop() {
         let entries =
             std::fs::read_dir(&next).map_err(|e| anyhow::anyhow!("reading directory {}: {e}", next.display()))?;
         for entry in entries {
-            let path = entry.map_err(|e| anyhow::anyhow!("reading directory {}: {e}", next.display()))?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path
+            let entry = entry.map_err(|e| anyhow::anyhow!("reading directory {}: {e}", next.display()))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            let is_vcon = path
                 .extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| VCON_EXTENSIONS.iter().any(|v| v.eq_ignore_ascii_case(e)))
+                .is_some_and(|e| VCON_EXTENSIONS.iter().any(|v| v.eq_ignore_ascii_case(e)));
+            if kind.is_dir() {
+                pending.push(path);
+            } else if is_vcon
+                && (kind.is_file() || (kind.is_symlink() && path.is_file()))
+                && seen.insert(path.canonicalize().unwrap_or_else(|_| path.clone()))
             {
                 files.push(path);
             }
@@ -48,6 +56,8 @@ pub fn vcon_files(dir: &Path) -> Result<Vec<PathBuf>> {
 enum Sent {
     Imported,
     Refused(String),
+    /// The request went out but no answer came: it may have been stored.
+    Unknown(String),
 }
 
 async fn send_one(client: &ApiClient, path: &Path, target: &str) -> Sent {
@@ -62,10 +72,13 @@ async fn send_one(client: &ApiClient, path: &Path, target: &str) -> Sent {
         match client.send(request, "importing").await {
             Ok(_) => return Sent::Imported,
             Err(error) => {
-                let not_sent = error
-                    .chain()
-                    .any(|cause| cause.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_connect));
-                if !not_sent || attempt == 5 {
+                let cause = |test: fn(&reqwest::Error) -> bool| {
+                    error.chain().any(|cause| cause.downcast_ref::<reqwest::Error>().is_some_and(test))
+                };
+                if cause(reqwest::Error::is_timeout) {
+                    return Sent::Unknown(format!("{error:#}"));
+                }
+                if !cause(reqwest::Error::is_connect) || attempt == 5 {
                     return Sent::Refused(format!("{error:#}"));
                 }
                 tokio::time::sleep(delay).await;
@@ -94,21 +107,31 @@ pub async fn run(client: &ApiClient, dir: &Path, ingress_list: &str, concurrency
             async move { (path, send_one(client, path, target).await) }
         })
         .buffer_unordered(concurrency.max(1));
-    let (mut imported, mut refused) = (0usize, Vec::new());
+    let (mut imported, mut refused, mut unknown) = (0usize, 0usize, 0usize);
     while let Some((path, sent)) = results.next().await {
         match sent {
             Sent::Imported => imported += 1,
             Sent::Refused(reason) => {
                 bar.suspend(|| eprintln!("{}: {reason}", path.display()));
-                refused.push(path.clone());
+                refused += 1;
+            }
+            Sent::Unknown(reason) => {
+                bar.suspend(|| eprintln!("{}: no answer, it may have been imported: {reason}", path.display()));
+                unknown += 1;
             }
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     println!("imported {imported} of {} file(s) into {ingress_list}", files.len());
-    if !refused.is_empty() {
-        bail!("{} file(s) were not imported (reasons above); fix them and import them again", refused.len());
+    if unknown > 0 {
+        bail!(
+            "{unknown} file(s) got no answer and may have been imported (listed above): check them with \
+             `conserver vcon get` before importing them again; {refused} file(s) were refused"
+        );
+    }
+    if refused > 0 {
+        bail!("{refused} file(s) were not imported (reasons above); fix them and import them again");
     }
     Ok(())
 }

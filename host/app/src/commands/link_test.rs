@@ -100,9 +100,15 @@ pub async fn run(test: LinkTest, settings: &Settings) -> Result<bool> {
 }
 
 async fn call(link: &LoadedLink, file: &Path, options: &str) -> Result<Value> {
-    let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let ingested = conserver_core::ingest_vcon(&body)
-        .map_err(|e| anyhow::anyhow!("{} is not a vCon the API would accept: {e}", file.display()))?;
+    let refused = |error: String| json!({"file": file.display().to_string(), "verdict": "failed", "error": error});
+    let body = match std::fs::read(file) {
+        Ok(body) => body,
+        Err(e) => return Ok(refused(format!("cannot read it: {e}"))),
+    };
+    let ingested = match conserver_core::ingest_vcon(&body) {
+        Ok(ingested) => ingested,
+        Err(e) => return Ok(refused(format!("not a vCon the API would accept: {e}"))),
+    };
     let vcon = spec_form::as_read(ingested.json);
     let ctx =
         CallContext { chain: "link-test", vcon_uuid: &ingested.uuid, ingress_list: "link-test", options_json: options };

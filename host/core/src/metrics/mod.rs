@@ -91,9 +91,12 @@ pub fn record_link_call(chain: &str, link: &str, call: LinkCall) {
     if call.cache_hits > 0 {
         add(&f::LINK_CACHE_HITS, pair(), call.cache_hits as f64);
     }
-    observe(&f::LINK_FUEL_USED, pair(), call.fuel as f64);
-    if call.memory_peak_bytes > 0 {
-        observe(&f::LINK_MEMORY_PEAK, pair(), call.memory_peak_bytes as f64);
+    // A failed call reports neither (a breach is counted below instead).
+    if !matches!(call.status, LinkStatus::Error(_)) {
+        observe(&f::LINK_FUEL_USED, pair(), call.fuel as f64);
+        if call.memory_peak_bytes > 0 {
+            observe(&f::LINK_MEMORY_PEAK, pair(), call.memory_peak_bytes as f64);
+        }
     }
     if let LinkStatus::Error(kind @ ("fuel" | "timeout" | "memory")) = call.status {
         let mut labels = pair();
@@ -148,11 +151,13 @@ pub fn record_enqueued(ingress_list: &str, source: &'static str, count: u64) {
 
 /// Replace the queue-length gauges: `(list, kind, length)` with kind `ingress` or `dlq`.
 pub fn set_queue_lengths(lengths: &[(String, &'static str, u64)]) {
-    prometheus::clear(&f::INGRESS_LIST_LENGTH);
-    for (list, kind, length) in lengths {
-        let labels = vec![("ingress_list", list.clone()), ("kind", (*kind).to_string())];
-        prometheus::set(&f::INGRESS_LIST_LENGTH, labels, *length as f64);
-    }
+    let series = lengths
+        .iter()
+        .map(|(list, kind, length)| {
+            (vec![("ingress_list", list.clone()), ("kind", (*kind).to_string())], *length as f64)
+        })
+        .collect();
+    prometheus::replace_gauges(&f::INGRESS_LIST_LENGTH, series);
 }
 
 /// Set Redis's `used_memory` gauge.
@@ -188,8 +193,8 @@ mod tests {
             "conserver_link_duration_ms_count{link_name=\"tag\",chain_name=\"metrics-test\",status=\"ok\",cache_hit=\"true\"} 1",
             "conserver_link_duration_ms_count{link_name=\"tag\",chain_name=\"metrics-test\",status=\"skipped\",cache_hit=\"false\"} 1",
             "conserver_link_cache_hits_total{link_name=\"tag\",chain_name=\"metrics-test\"} 2",
-            "conserver_link_fuel_used_sum{link_name=\"tag\",chain_name=\"metrics-test\"} 160",
-            "conserver_link_memory_peak_bytes_bucket{link_name=\"tag\",chain_name=\"metrics-test\",le=\"4194304\"} 3",
+            "conserver_link_fuel_used_sum{link_name=\"tag\",chain_name=\"metrics-test\"} 110",
+            "conserver_link_memory_peak_bytes_bucket{link_name=\"tag\",chain_name=\"metrics-test\",le=\"4194304\"} 2",
             "conserver_link_limit_breaches_total{link_name=\"tag\",chain_name=\"metrics-test\",kind=\"fuel\"} 1",
         ] {
             assert!(text.contains(expected), "missing `{expected}` in\n{text}");

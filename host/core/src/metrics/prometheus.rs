@@ -82,10 +82,10 @@ pub(crate) fn gauge_values(family: &Family) -> Vec<(Labels, f64)> {
         .unwrap_or_default()
 }
 
-/// Forget every series of a gauge family (before setting the current ones).
-pub(crate) fn clear(family: &Family) {
+/// Replace every series of a gauge family at once (a scrape never sees it empty).
+pub(crate) fn replace_gauges(family: &Family, series: Vec<(Labels, f64)>) {
     if let Ok(mut store) = store().lock() {
-        store.remove(family.otel);
+        store.insert(family.otel, series.into_iter().map(|(labels, value)| (labels, Series::Number(value))).collect());
     }
 }
 
