@@ -8,6 +8,7 @@
 
 mod bad_input;
 mod capabilities;
+mod cli;
 mod deployment;
 mod end_to_end;
 mod example_config;

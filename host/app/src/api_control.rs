@@ -23,17 +23,30 @@ pub fn live_config(config: &Config, document: Value) -> Result<LiveConfig, Strin
     Ok(LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages })
 }
 
+/// The ingress lists `config`'s chains read.
+fn ingress_lists(config: &Config) -> Vec<String> {
+    config.chains.values().flat_map(|chain| chain.ingress_lists.iter().cloned()).collect()
+}
+
 /// The config in force.
 pub struct ApiConfigStore {
     path: PathBuf,
     live: LiveSlot,
+    /// Its chains' ingress lists (for the queue gauges), kept with it.
+    lists: std::sync::RwLock<Vec<String>>,
     replacing: Mutex<()>,
 }
 
 impl ApiConfigStore {
-    /// A store serving `live`, backed by the file at `path`.
-    pub fn new(path: PathBuf, live: LiveConfig) -> Self {
-        Self { path, live: LiveSlot::new(live), replacing: Mutex::new(()) }
+    /// A store serving `live` (built from `config`), backed by the file at `path`.
+    pub fn new(path: PathBuf, config: &Config, live: LiveConfig) -> Self {
+        let lists = std::sync::RwLock::new(ingress_lists(config));
+        Self { path, live: LiveSlot::new(live), lists, replacing: Mutex::new(()) }
+    }
+
+    /// The ingress lists of the config in force.
+    pub fn ingress_lists(&self) -> Vec<String> {
+        self.lists.read().map(|lists| lists.clone()).unwrap_or_default()
     }
 }
 
@@ -49,6 +62,9 @@ impl ConfigControl for ApiConfigStore {
         let live = live_config(&config, document.clone()).map_err(ConfigRejected::Invalid)?;
         write_document(&self.path, &document)?;
         self.live.set(live);
+        if let Ok(mut lists) = self.lists.write() {
+            *lists = ingress_lists(&config);
+        }
         tracing::info!(config = %self.path.display(), "configuration replaced through the API");
         Ok(())
     }

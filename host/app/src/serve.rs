@@ -88,17 +88,9 @@ async fn start_processing(
 ) -> Result<Processing> {
     let live = crate::api_control::live_config(&config, document).map_err(anyhow::Error::msg)?;
     tracing::info!(broker = broker.backend(), "ready (API-only build: no workers in this process)");
-    let control = Arc::new(crate::api_control::ApiConfigStore::new(settings.config_file.clone(), live));
-    let live_control = control.clone();
-    Ok(Processing {
-        control,
-        lists: Box::new(move || {
-            let document = live_control.live().document.clone();
-            Config::from_document(&document, std::path::Path::new("config.yml"))
-                .map(|config| config.chains.values().flat_map(|chain| chain.ingress_lists.iter().cloned()).collect())
-                .unwrap_or_default()
-        }),
-    })
+    let control = Arc::new(crate::api_control::ApiConfigStore::new(settings.config_file.clone(), &config, live));
+    let lists_source = control.clone();
+    Ok(Processing { control, lists: Box::new(move || lists_source.ingress_lists()) })
 }
 
 /// Serve until a shutdown signal, then drain.

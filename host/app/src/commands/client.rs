@@ -60,30 +60,3 @@ impl ApiClient {
         bail!("{what}: the server answered {status}{hint}: {}", body.chars().take(2000).collect::<String>())
     }
 }
-
-/// `?name=value` with the value percent-encoded.
-pub fn query(name: &str, value: &str) -> String {
-    let encoded: String = form_urlencoded_byte_serialize(value);
-    format!("{name}={encoded}")
-}
-
-fn form_urlencoded_byte_serialize(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(query("ingress_list", "a b&c"), "ingress_list=a%20b%26c");
-        assert_eq!(query("ingress_list", "plain_list-1"), "ingress_list=plain_list-1");
-    }
-}

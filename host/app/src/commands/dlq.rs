@@ -5,14 +5,14 @@ use anyhow::{Context, Result};
 use reqwest::Method;
 use serde_json::Value;
 
-use super::client::{ApiClient, query};
+use super::client::ApiClient;
 use crate::cli::DlqAction;
 
 /// Run one DLQ action, printing what the operator needs.
 pub async fn run(client: &ApiClient, action: DlqAction) -> Result<()> {
     match action {
         DlqAction::List { ingress_list } => {
-            let request = client.request(Method::GET, &format!("/dlq?{}", query("ingress_list", &ingress_list)));
+            let request = client.request(Method::GET, "/dlq").query(&[("ingress_list", &ingress_list)]);
             let response = client.send(request, "reading the DLQ").await?;
             let uuids: Vec<String> = response.json().await.context("reading the DLQ: the answer is not a uuid list")?;
             let reasons = reasons(client, &ingress_list).await;
@@ -32,11 +32,11 @@ pub async fn run(client: &ApiClient, action: DlqAction) -> Result<()> {
             Ok(())
         }
         DlqAction::Reprocess { ingress_list, count } => {
-            let mut path = format!("/dlq/reprocess?{}", query("ingress_list", &ingress_list));
+            let mut request = client.request(Method::POST, "/dlq/reprocess").query(&[("ingress_list", &ingress_list)]);
             if let Some(count) = count {
-                path.push_str(&format!("&count={count}"));
+                request = request.query(&[("count", count)]);
             }
-            let response = client.send(client.request(Method::POST, &path), "reprocessing the DLQ").await?;
+            let response = client.send(request, "reprocessing the DLQ").await?;
             let moved: Value = response.json().await.context("reprocessing the DLQ: unexpected answer")?;
             println!("moved {moved} vCon(s) from DLQ:{ingress_list} back to {ingress_list}");
             Ok(())
@@ -46,8 +46,8 @@ pub async fn run(client: &ApiClient, action: DlqAction) -> Result<()> {
 
 /// The reasons the server keeps for the DLQ (empty when it keeps none).
 async fn reasons(client: &ApiClient, ingress_list: &str) -> Vec<Value> {
-    let path = format!("/dlq?{}&detail=true", query("ingress_list", ingress_list));
-    let Ok(response) = client.send(client.request(Method::GET, &path), "reading DLQ reasons").await else {
+    let request = client.request(Method::GET, "/dlq").query(&[("ingress_list", ingress_list), ("detail", "true")]);
+    let Ok(response) = client.send(request, "reading DLQ reasons").await else {
         return Vec::new();
     };
     response.json().await.unwrap_or_default()

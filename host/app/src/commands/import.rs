@@ -15,7 +15,7 @@ use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 
-use super::client::{ApiClient, query};
+use super::client::ApiClient;
 
 /// Extensions taken as vCon files.
 const VCON_EXTENSIONS: &[&str] = &["vcon", "json"];
@@ -60,15 +60,18 @@ enum Sent {
     Unknown(String),
 }
 
-async fn send_one(client: &ApiClient, path: &Path, target: &str) -> Sent {
+async fn send_one(client: &ApiClient, path: &Path, ingress_list: &str) -> Sent {
     let body = match tokio::fs::read(path).await {
         Ok(body) => body,
         Err(error) => return Sent::Refused(format!("cannot read it: {error}")),
     };
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=5 {
-        let request =
-            client.request(Method::POST, target).header("content-type", "application/json").body(body.clone());
+        let request = client
+            .request(Method::POST, "/vcon")
+            .query(&[("ingress_lists", ingress_list)])
+            .header("content-type", "application/json")
+            .body(body.clone());
         match client.send(request, "importing").await {
             Ok(_) => return Sent::Imported,
             Err(error) => {
@@ -95,17 +98,13 @@ pub async fn run(client: &ApiClient, dir: &Path, ingress_list: &str, concurrency
     if files.is_empty() {
         bail!("no vCon files (*.vcon, *.json) under {}", dir.display());
     }
-    let target = format!("/vcon?{}", query("ingress_lists", ingress_list));
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut results = futures::stream::iter(files.iter())
-        .map(|path| {
-            let target = &target;
-            async move { (path, send_one(client, path, target).await) }
-        })
+        .map(|path| async move { (path, send_one(client, path, ingress_list).await) })
         .buffer_unordered(concurrency.max(1));
     let (mut imported, mut refused, mut unknown) = (0usize, 0usize, 0usize);
     while let Some((path, sent)) = results.next().await {

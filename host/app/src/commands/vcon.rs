@@ -6,7 +6,7 @@ use std::io::Read as _;
 use anyhow::{Context, Result};
 use reqwest::Method;
 
-use super::client::{ApiClient, query};
+use super::client::ApiClient;
 use crate::cli::VconAction;
 
 /// Run one vCon action.
@@ -25,9 +25,12 @@ pub async fn run(client: &ApiClient, action: VconAction) -> Result<()> {
             } else {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
             };
-            let lists: Vec<String> = ingress_lists.iter().map(|list| query("ingress_lists", list)).collect();
-            let path = if lists.is_empty() { "/vcon".to_string() } else { format!("/vcon?{}", lists.join("&")) };
-            let request = client.request(Method::POST, &path).header("content-type", "application/json").body(body);
+            let lists: Vec<(&str, &String)> = ingress_lists.iter().map(|list| ("ingress_lists", list)).collect();
+            let request = client
+                .request(Method::POST, "/vcon")
+                .query(&lists)
+                .header("content-type", "application/json")
+                .body(body);
             let stored: serde_json::Value =
                 client.send(request, "storing the vCon").await?.json().await.context("reading the stored vCon")?;
             let uuid = stored.get("uuid").and_then(serde_json::Value::as_str).unwrap_or("?");
