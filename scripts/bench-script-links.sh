@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=${BIN:-$TARGET/release/conserver}
 LINKS=$(dirname "$BIN")/links
-VCON=${VCON:-../shared/fixtures/vcons/ab_call_ext_rec_redacted.vcon}
+VCON=${VCON:-tests/fixtures/vcons/v0.4.0/call_redacted.vcon.json}
 CALLS=${1:-200}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

@@ -43,8 +43,9 @@ async fn vcon_and_dlq_commands_work_through_the_api() {
         component("testing/echo.wasm").display()
     );
     let server = Server::start(Backend::Embedded, &config, &[("CONSERVER_API_TOKEN", TOKEN)]).await;
-    let file = fixture_dir().join("ab_call_ext_rec.vcon");
-    let uuid = "019f15a6-a752-826f-b9a2-279e0d16bc46";
+    let file = fixture_dir().join(conserver_fixtures::CALL);
+    let uuid = conserver_fixtures::vcon(conserver_fixtures::CALL)["uuid"].as_str().unwrap().to_string();
+    let uuid = uuid.as_str();
 
     // Without the token the server says so, and the command says what to do.
     let refused = Command::new(binary()).args(["vcon", "get", uuid, "--url", &server.base]).output().unwrap();

@@ -1,10 +1,14 @@
 //! The deployment files and the API tier: `docker/nginx.conf` passes `nginx -t`
-//! exactly as compose mounts it, `docker/docker-compose.yml` parses and has the
-//! guide's shape, the API-only build has no wasmtime or symphonia in its
-//! dependency tree (`cargo tree`), and that build serves the API.
+//! exactly as compose mounts it, `docker/docker-compose.yml` and
+//! `docker/compose.dev.yml` parse and have the guide's shape, the Kubernetes
+//! manifests (`deploy/k8s`) hold what the guide asks of them and their config
+//! passes `conserver check`, the API-only build has no wasmtime or symphonia in
+//! its dependency tree (`cargo tree`), and that build serves the API.
 //!
-//! No Docker engine runs here, so the images themselves are not built.
+//! The images themselves are built and run in `containers.rs` (with podman);
+//! the manifests' schemas are checked by `cargo xtask k8s-check`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -83,6 +87,132 @@ fn compose_file_has_the_guides_shape() {
     }
     let api = std::fs::read_to_string(repo().join("docker/Dockerfile.api")).unwrap();
     assert!(api.contains("--no-default-features"), "the API image must be the API-only build");
+}
+
+#[test]
+fn dev_compose_file_is_one_conserver_and_redis() {
+    let text = std::fs::read_to_string(repo().join("docker/compose.dev.yml")).unwrap();
+    let compose: Value = serde_yaml_ng::from_str(&text).expect("compose.dev.yml is YAML");
+    let services = compose["services"].as_object().unwrap();
+    let names: Vec<&str> = services.keys().map(String::as_str).collect();
+    assert_eq!(names, ["conserver", "redis"]);
+    let conserver = &services["conserver"];
+    assert_eq!(conserver["build"]["dockerfile"], "docker/Dockerfile.conserver", "the full image: API and workers");
+    assert_eq!(conserver["command"], serde_json::json!(["serve"]));
+    let ports = conserver["ports"].as_array().unwrap();
+    assert!(ports.iter().any(|p| p.as_str().is_some_and(|p| p.ends_with(":8000:8000"))), "{ports:?}");
+    let env = conserver["environment"].as_array().unwrap();
+    assert!(env.iter().any(|e| e == "REDIS_URL=redis://redis:6379"), "{env:?}");
+    assert!(!env.iter().any(|e| e.as_str().is_some_and(|e| e.contains("TOKEN"))), "no token in development: {env:?}");
+    let mounted = "../config.example.yml:/app/config.yml:ro"; // repo-paths: not read (compose resolves it)
+    assert!(conserver["volumes"].as_array().unwrap().iter().any(|v| v == mounted));
+    assert_eq!(conserver["depends_on"]["redis"]["condition"], "service_healthy");
+    assert!(compose.get("secrets").is_none() && conserver.get("secrets").is_none(), "no secrets in development");
+    assert!(!services.contains_key("nginx") && !text.contains("443"), "no TLS in development");
+    assert!(services["redis"]["healthcheck"]["test"].as_array().is_some_and(|t| t.iter().any(|a| a == "ping")));
+}
+
+/// Every document of the YAML files in deploy/k8s, by kind and name.
+fn k8s_manifests() -> HashMap<(String, String), Value> {
+    let dir = repo().join("deploy/k8s");
+    let mut docs = HashMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Documents are separated by `---` lines (redis.yaml holds two).
+        for part in text.split("\n---\n") {
+            let doc: Value =
+                serde_yaml_ng::from_str(part).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+            let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            docs.insert((kind, name), doc);
+        }
+    }
+    docs
+}
+
+fn env_of(container: &Value, name: &str) -> Option<String> {
+    container["env"].as_array()?.iter().find(|e| e["name"] == name).and_then(|e| e["value"].as_str()).map(String::from)
+}
+
+#[test]
+fn k8s_manifests_have_the_guides_shape() {
+    let docs = k8s_manifests();
+    let get = |kind: &str, name: &str| {
+        docs.get(&(kind.to_string(), name.to_string())).unwrap_or_else(|| panic!("deploy/k8s has no {kind} {name}"))
+    };
+    let kustomization = std::fs::read_to_string(repo().join("deploy/k8s/kustomization.yaml")).unwrap();
+    let kustomization: Value = serde_yaml_ng::from_str(&kustomization).unwrap();
+    let resources = kustomization["resources"].as_array().unwrap();
+    for entry in std::fs::read_dir(repo().join("deploy/k8s")).unwrap().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.ends_with(".yaml") && file != "kustomization.yaml" {
+            assert!(resources.iter().any(|r| r == file.as_str()), "kustomization.yaml does not list {file}");
+        }
+    }
+    for (name, image) in [("conserver-api", "conserver-api"), ("conserver-worker", "conserver")] {
+        let pod = &get("Deployment", name)["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        assert_eq!(container["image"], image, "{name}");
+        for probe in ["livenessProbe", "readinessProbe"] {
+            assert_eq!(container[probe]["httpGet"]["path"], "/health", "{name} {probe}");
+        }
+        for bound in ["requests", "limits"] {
+            for resource in ["cpu", "memory"] {
+                assert!(container["resources"][bound][resource].is_string(), "{name}: no {bound}.{resource}");
+            }
+        }
+        assert_eq!(env_of(container, "CONSERVER_API_TOKEN_FILE").as_deref(), Some("/run/secrets/api_tokens"), "{name}");
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        let secrets = mounts.iter().find(|m| m["mountPath"] == "/run/secrets").expect("secrets mounted as files");
+        let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == secrets["name"]).unwrap();
+        assert_eq!(volume["secret"]["secretName"], "conserver-secrets", "{name}");
+        let config = env_of(container, "CONSERVER_CONFIG_FILE").unwrap();
+        let config_mount = mounts.iter().find(|m| config.starts_with(m["mountPath"].as_str().unwrap())).unwrap();
+        let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == config_mount["name"]).unwrap();
+        assert_eq!(volume["configMap"]["name"], "conserver-config", "{name}");
+        assert!(get("Deployment", name)["spec"].get("replicas").is_none(), "{name}: replicas belong to the autoscaler");
+    }
+    let worker = &get("Deployment", "conserver-worker")["spec"]["template"]["spec"];
+    let grace: u64 = env_of(&worker["containers"][0], "CONSERVER_SHUTDOWN_GRACE_SECS").unwrap().parse().unwrap();
+    let termination = worker["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(termination > grace, "terminationGracePeriodSeconds {termination} must exceed the shutdown grace {grace}");
+
+    let service = get("Service", "conserver-api");
+    assert_eq!(service["spec"]["selector"], get("Deployment", "conserver-api")["spec"]["selector"]["matchLabels"]);
+    let hpa = get("HorizontalPodAutoscaler", "conserver-api");
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "conserver-api");
+    assert_eq!(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu");
+    let scaled = get("ScaledObject", "conserver-worker");
+    assert_eq!(scaled["apiVersion"], "keda.sh/v1alpha1");
+    assert_eq!(scaled["spec"]["scaleTargetRef"]["name"], "conserver-worker");
+    let trigger = &scaled["spec"]["triggers"][0];
+    assert_eq!(trigger["type"], "redis");
+
+    // The ConfigMap's config is valid, and KEDA watches one of its ingress lists.
+    let config_text = get("ConfigMap", "conserver-config")["data"]["config.yml"].as_str().unwrap().to_string();
+    let config: Value = serde_yaml_ng::from_str(&config_text).unwrap();
+    let ingress: Vec<&Value> =
+        config["chains"].as_object().unwrap().values().flat_map(|c| c["ingress_lists"].as_array().unwrap()).collect();
+    assert!(ingress.contains(&&trigger["metadata"]["listName"]), "KEDA watches a list no chain reads: {trigger}");
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("config.yml");
+    std::fs::write(&path, &config_text).unwrap();
+    let out = Command::new(crate::support::binary())
+        .arg("check")
+        .arg(&path)
+        .env("CONSERVER_DATA_DIR", scratch.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "conserver check refused the ConfigMap's config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn tree(features: &[&str]) -> String {

@@ -1,4 +1,4 @@
-//! `conserver import <dir>`: every vCon file under the shared fixtures enqueued
+//! `conserver import <dir>`: every vCon file under the project's fixtures enqueued
 //! exactly once (a uuid shared by several files appears once per file), and a
 //! directory of invalid vCons refused file by file with nothing enqueued.
 
@@ -43,7 +43,7 @@ async fn import_enqueues_every_fixture_file_exactly_once() {
     let list = unique("import");
     let server = Server::start(Backend::Embedded, "chains: {}\n", &[]).await;
     let files = conserver::vcon_files(&fixture_dir()).unwrap();
-    assert!(files.len() >= 20, "expected the shared fixtures, found {}", files.len());
+    assert!(files.len() >= 20, "expected the project's fixtures, found {}", files.len());
 
     let output = import(&server, &fixture_dir(), &list);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -78,7 +78,7 @@ async fn import_enqueues_every_fixture_file_exactly_once() {
 async fn invalid_files_are_reported_and_nothing_is_enqueued() {
     let list = unique("import-invalid");
     let server = Server::start(Backend::Embedded, "chains: {}\n", &[]).await;
-    let invalid = fixture_dir().join("../invalid");
+    let invalid = conserver_fixtures::invalid_dir();
     let files = conserver::vcon_files(&invalid).unwrap();
     let output = import(&server, &invalid, &list);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -34,7 +34,7 @@ async fn a_new_link_builds_and_runs_in_a_chain() {
     let tested = Command::new(binary())
         .args(["link", "test"])
         .arg(&component)
-        .arg(crate::support::fixture_dir().join("ab_call_ext_rec.vcon"))
+        .arg(crate::support::fixture_dir().join(conserver_fixtures::CALL))
         .args(["--options", "{tag: gold}"])
         .env("CONSERVER_DATA_DIR", scratch.path().join("data"))
         .output()

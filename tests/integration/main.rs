@@ -9,6 +9,7 @@
 mod bad_input;
 mod capabilities;
 mod cli;
+mod containers;
 mod deployment;
 mod end_to_end;
 mod example_config;

@@ -66,8 +66,14 @@ fn comparable(file: &str, report: &Value) -> String {
 
 #[test]
 fn python_and_js_tag_match_rust_on_every_fixture() {
-    let files = conserver::vcon_files(&fixture_dir()).unwrap();
-    assert!(files.len() >= 20);
+    for corpus in conserver_fixtures::corpora() {
+        tags_match_rust(&corpus);
+    }
+}
+
+fn tags_match_rust(corpus: &conserver_fixtures::Corpus) {
+    let files = conserver::vcon_files(&corpus.vcons).unwrap();
+    assert!(files.len() >= 20, "{} corpus: {} vCons", corpus.name, files.len());
     let rust = link_test(&component("tag.wasm"), &files, &[]);
     for other in ["testing/py_tag.wasm", "testing/js_tag.wasm"] {
         let reports = link_test(&component(other), &files, &[]);
@@ -82,7 +88,7 @@ fn python_and_js_tag_match_rust_on_every_fixture() {
         }
     }
     let changed = rust.values().filter(|report| report["verdict"] == "changed").count();
-    assert!(changed >= 18, "only {changed} fixtures were tagged: {rust:?}");
+    assert!(changed >= 18, "{} corpus: only {changed} vCons were tagged: {rust:?}", corpus.name);
     // The options reach every language the same way.
     let one = [files[0].clone()];
     let options = ["--options", "{tags: [vip, gold]}"];
@@ -185,7 +191,7 @@ fn link_new_gives_projects_that_build_and_pass_link_test() {
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )
     .unwrap();
-    let sample = fixture_dir().join("ab_call_ext_rec.vcon");
+    let sample = fixture_dir().join(conserver_fixtures::CALL);
     for lang in ["python", "js"] {
         let scratch = tempfile::tempdir().unwrap();
         let project = scratch.path().join("my_first");

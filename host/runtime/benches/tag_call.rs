@@ -2,8 +2,9 @@
 //! and deadline armed, pooling allocator) next to the same transform done natively
 //! in the same run: with the same SDK code (lazy parse, add the tags, serialise)
 //! and the conventional way (decode everything, change, encode); plus a link that
-//! returns the vCon unchanged, the fixed cost of a sandboxed call. Inputs: a real
-//! 4.4 KB vCon and a ~50 KB one built from a real vCon with analysis entries.
+//! returns the vCon unchanged, the fixed cost of a sandboxed call. Inputs: a small
+//! vCon and a ~50 KB one built from a vCon with analysis entries (the public real
+//! corpus's when `CONSERVER_REAL_VCONS` is set, else the project's).
 //! Needs `cargo xtask build-links` first.
 //!
 //! Run: `cargo bench -p conserver-runtime --bench tag_call`
@@ -16,20 +17,29 @@ use conserver_runtime::{CallContext, Grants, Runtime, RuntimeOptions};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::Value;
 
-fn shared_fixture(name: &str) -> Value {
-    let shared = std::env::var_os("CONSERVER_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let text =
-        std::fs::read_to_string(shared.join("fixtures/vcons").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+/// The benchmark's two inputs: from the public real corpus when
+/// `CONSERVER_REAL_VCONS` names it (the figures in docs/benchmarks.md), else the
+/// project's vCons of the same shapes.
+fn input_vcons() -> (Value, Value) {
+    match conserver_fixtures::real_corpus() {
+        Some(real) => {
+            let read = |name: &str| -> Value {
+                let text = std::fs::read_to_string(real.vcons.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+            };
+            (read("05cec3d4-0561-4010-9fb8-23cc7edef146.vcon.json"), read("ab_call_ext_rec_analysis.vcon"))
+        }
+        None => (
+            conserver_fixtures::vcon("v0.0.1/conserver_legacy.vcon.json"),
+            conserver_fixtures::vcon("v0.4.0/call_with_analysis.vcon.json"),
+        ),
+    }
 }
 
-/// The 4.4 KB real vCon, and a real 33 KB one padded with copies of its own
-/// analysis entries to about 50 KB.
+/// A small vCon, and one with analysis padded with copies of its own analysis
+/// entries to about 50 KB.
 fn inputs() -> Vec<(&'static str, String)> {
-    let small = shared_fixture("05cec3d4-0561-4010-9fb8-23cc7edef146.vcon.json");
-    let mut large = shared_fixture("ab_call_ext_rec_analysis.vcon");
+    let (small, mut large) = input_vcons();
     let analysis = large["analysis"].as_array().cloned().unwrap_or_default();
     while serde_json::to_string(&large).map_or(0, |s| s.len()) < 50_000 && !analysis.is_empty() {
         if let Some(list) = large["analysis"].as_array_mut() {

@@ -40,52 +40,31 @@ pub fn component(relative: &str) -> PathBuf {
     path
 }
 
-/// `../shared/fixtures/vcons` (or under `CONSERVER_SHARED_DIR`).
+/// The project's vCons (`tests/fixtures/vcons`).
 pub fn fixture_dir() -> PathBuf {
-    let shared = std::env::var_os("CONSERVER_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("fixtures/vcons")
+    conserver_fixtures::vcons_dir()
 }
 
+/// One of the project's vCons, by path under `tests/fixtures/vcons`.
 pub fn fixture_vcon(name: &str) -> Value {
-    let path = fixture_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+    conserver_fixtures::vcon(name)
 }
 
-/// Every unsigned, unencrypted vCon among the fixtures (all spec versions), by
-/// path relative to the fixture directory.
+/// Every unsigned, unencrypted vCon of the test corpora (the project's, and the
+/// public real one when `CONSERVER_REAL_VCONS` names it), by corpus and path.
 pub fn plain_fixture_vcons() -> Vec<(String, Value)> {
-    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, found);
-            } else if path.extension().is_some_and(|e| e == "vcon" || e == "json") {
-                found.push(path);
-            }
-        }
+    let mut vcons = Vec::new();
+    for corpus in conserver_fixtures::corpora() {
+        let plain = corpus.plain_vcons();
+        assert!(plain.len() >= 15, "expected the {} corpus in {}", corpus.name, corpus.vcons.display());
+        vcons.extend(plain.into_iter().map(|(name, doc)| (format!("{}:{name}", corpus.name), doc)));
     }
-    let root = fixture_dir();
-    let mut paths = Vec::new();
-    walk(&root, &mut paths);
-    paths.sort();
-    let vcons: Vec<(String, Value)> = paths
-        .iter()
-        .filter_map(|path| {
-            let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-            let name = path.strip_prefix(&root).unwrap().display().to_string();
-            doc.get("parties").is_some().then_some((name, doc))
-        })
-        .collect();
-    assert!(vcons.len() >= 15, "expected the shared fixtures in {}", root.display());
     vcons
 }
 
-/// A real fixture vCon with a fresh uuid, so tests sharing a Redis never collide.
+/// The project's URL recording with a fresh uuid, so tests sharing a Redis never collide.
 pub fn fresh_vcon() -> (String, Value) {
-    let mut vcon = fixture_vcon("ab_call_ext_rec.vcon");
+    let mut vcon = fixture_vcon(conserver_fixtures::CALL);
     let uuid = uuid::Uuid::new_v4().to_string();
     vcon["uuid"] = Value::String(uuid.clone());
     (uuid, vcon)

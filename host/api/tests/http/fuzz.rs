@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::support::{Backend, TestApi, shared};
+use crate::support::{Backend, TestApi};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -24,13 +24,12 @@ impl Rng {
 fn seeds() -> Vec<Value> {
     let mut out = Vec::new();
     for name in [
-        "ab_call_ext_rec.vcon",
-        "ab_email_acct_prob_thread.vcon",
-        "05cec3d4-0561-4010-9fb8-23cc7edef146.vcon.json",
-        "example_new_fields.vcon.json",
+        conserver_fixtures::CALL,
+        "v0.4.0/email_thread.vcon.json",
+        "unversioned/dataset_unpadded_signature.vcon.json",
+        "v0.3.0/library_output.vcon.json",
     ] {
-        let text = std::fs::read(shared().join("fixtures/vcons").join(name)).unwrap();
-        out.push(serde_json::from_slice(&text).unwrap());
+        out.push(conserver_fixtures::vcon(name));
     }
     out
 }

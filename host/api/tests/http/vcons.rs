@@ -194,8 +194,8 @@ async fn the_legacy_egress_format_downgrades_reads_only(backend: Backend) {
 
 async fn signed_and_encrypted_forms_are_stored_as_sent(backend: Backend) {
     let api = TestApi::new(backend).await;
-    for name in ["ab_call_ext_rec_signed.vcon", "ab_call_ext_rec_encrypted.vcon"] {
-        let text = std::fs::read(crate::support::shared().join("fixtures/vcons").join(name)).unwrap();
+    for name in [conserver_fixtures::CALL_SIGNED, conserver_fixtures::CALL_ENCRYPTED] {
+        let text = conserver_fixtures::vcon_text(name).into_bytes();
         let created = api.post_raw("/api/vcon", text.clone()).await;
         assert_eq!(created.code(), 201, "{name}");
         let sent: Value = serde_json::from_slice(&text).unwrap();

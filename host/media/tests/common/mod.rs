@@ -1,29 +1,23 @@
-//! Fixture paths and the external tools (sox, espeak-ng, ffmpeg/ffprobe, from
+//! File helpers and the external tools (sox, espeak-ng, ffmpeg/ffprobe, from
 //! Debian; `cargo xtask test` installs them) the media tests use to generate
 //! recordings and to compare with.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-pub fn fixture_dir() -> PathBuf {
-    let shared = std::env::var_os("CONSERVER_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("fixtures/vcons")
+/// The bytes of a file.
+pub fn bytes_of(path: &Path) -> Arc<[u8]> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())).into()
 }
 
-pub fn fixture_bytes(name: &str) -> Arc<[u8]> {
-    let path = fixture_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())).into()
-}
-
-pub fn fixture_vcon(name: &str) -> Map<String, Value> {
-    serde_json::from_slice(&fixture_bytes(name)).unwrap()
+/// A vCon file, parsed.
+pub fn vcon_at(path: &Path) -> Map<String, Value> {
+    serde_json::from_slice(&bytes_of(path)).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
 /// Run a tool, failing the test with its output when it fails.

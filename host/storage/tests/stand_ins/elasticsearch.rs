@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::common::{fixtures, storage};
+use crate::common::{fixture_with, fixtures, storage};
 
 #[derive(Default)]
 pub(crate) struct Cluster {
@@ -192,7 +192,7 @@ async fn tenant_ids_and_json_bodies_are_indexed_as_python_does() {
 async fn a_cluster_that_is_down_is_a_storage_error() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let es = storage("storage.elasticsearch", json!({"url": format!("http://127.0.0.1:{closed}")}));
-    let (uuid, text) = fixtures().into_iter().find(|(_, t)| t.contains("\"dialog\":[{")).unwrap();
+    let (uuid, text) = fixture_with("dialog");
     let error = es.save(&uuid, &text).await.unwrap_err();
     assert!(error.to_string().contains("under-test"), "{error}");
 }

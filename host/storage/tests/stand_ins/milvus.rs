@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::common::{fixtures, storage};
+use crate::common::{fixture_with, fixtures, storage};
 
 #[derive(Default)]
 pub(crate) struct Milvus {
@@ -143,7 +143,7 @@ async fn every_fixture_with_text_is_embedded_and_inserted_once() {
 
 #[tokio::test]
 async fn a_missing_collection_an_embedding_failure_and_a_wrong_dimension_are_errors() {
-    let (uuid, text) = fixtures().into_iter().find(|(_, t)| t.contains("\"parties\":[{")).unwrap();
+    let (uuid, text) = fixture_with("parties");
     let (url, state) = start(8).await;
     let missing = storage("storage.milvus", options(&url, json!({})));
     let error = missing.save(&uuid, &text).await.unwrap_err().to_string();
