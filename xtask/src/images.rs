@@ -76,7 +76,10 @@ fn from_source(root: &Path, target: &Path) -> Result<()> {
         let old = podman::image_id(&conf, image);
         podman::run(
             podman::podman(&conf)
-                .args(["build", "--format", "docker", "--network", "host", "--tag", image, "--file"])
+                // No layer cache: the build stage's layers (gigabytes) would stay behind as
+                // untagged images, and its `COPY . .` changes with every commit anyway.
+                .args(["build", "--layers=false", "--format", "docker", "--network", "host", "--tag", image])
+                .arg("--file")
                 .arg(root.join(dockerfile))
                 .arg(root),
             &format!("building {image} from source ({dockerfile})"),

@@ -107,9 +107,22 @@ fn scan(root: &Path, crate_root: &Path, file: &Path, text: &str) -> Vec<String> 
             }
         }
         let base = if line.contains("include_str!") || line.contains("include_bytes!") { file_dir } else { crate_root };
-        for literal in string_literals(line) {
+        let literals = string_literals(line);
+        for literal in &literals {
             if literal.split('/').any(|part| part == "..") && !inside(root, &base.join(literal)) {
                 problems.push(format!("{at}: {literal:?} leaves the repository (from {})", base.display()));
+            }
+        }
+        // `.join("..").join("..")…`: the parent steps of one line, taken together.
+        let ups: Vec<&str> = literals
+            .iter()
+            .filter(|l| !l.is_empty() && l.split('/').all(|part| part == ".." || part.is_empty()))
+            .flat_map(|l| l.split('/').filter(|part| *part == ".."))
+            .collect();
+        if ups.len() > 1 && literals.iter().filter(|l| l.contains("..")).count() > 1 {
+            let joined = ups.join("/");
+            if !inside(root, &base.join(&joined)) {
+                problems.push(format!("{at}: the joined {joined:?} leaves the repository (from {})", base.display()));
             }
         }
     }
@@ -235,6 +248,8 @@ mod tests {
         assert!(result.unwrap_err().to_string().contains("names"));
         let (_repo, result) = repo_with(r#"let d = std::env::var("CONSERVER_SHARED_DIR");"#);
         assert!(result.is_err());
+        let (_repo, result) = repo_with(r#"let d = Path::new(".").join("..").join("..").join("..");"#);
+        assert!(result.unwrap_err().to_string().contains("the joined"));
     }
 
     #[test]
