@@ -207,16 +207,7 @@ fn certificate(dir: &Path) -> Vec<u8> {
         ),
     )
     .unwrap();
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-config"])
-        .arg(&conf)
-        .arg("-keyout")
-        .arg(certs.join("privkey.pem"))
-        .arg("-out")
-        .arg(certs.join("fullchain.pem"))
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+    crate::support::self_signed_certificate(&certs, &["-config".as_ref(), conf.as_os_str()]);
     for file in ["privkey.pem", "fullchain.pem"] {
         set_mode(&certs.join(file), 0o644);
     }

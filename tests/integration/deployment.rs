@@ -32,15 +32,7 @@ fn nginx_accepts_the_config_as_compose_mounts_it() {
     let scratch = tempfile::tempdir().unwrap();
     let certs = scratch.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
-    let generated = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=conserver.test"])
-        .arg("-keyout")
-        .arg(certs.join("privkey.pem"))
-        .arg("-out")
-        .arg(certs.join("fullchain.pem"))
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "openssl: {}", String::from_utf8_lossy(&generated.stderr));
+    crate::support::self_signed_certificate(&certs, &["-subj".as_ref(), "/CN=conserver.test".as_ref()]);
     // Compose resolves `conserver-api`; here a private /etc/hosts does.
     let hosts = scratch.path().join("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost\n127.0.0.1 conserver-api\n").unwrap();

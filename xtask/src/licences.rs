@@ -44,11 +44,14 @@ pub fn check(root: &Path, manifests: &[&str]) -> Result<()> {
     let mut problems = Vec::new();
     let mut checked = std::collections::BTreeSet::new();
     for manifest in manifests {
-        let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
-            .arg(root.join(manifest))
-            .output()
-            .with_context(|| format!("running cargo metadata for {manifest}"))?;
+        // A committed Cargo.lock is what is built; the template has none (a new
+        // link project resolves its own), so its dependencies are resolved afresh.
+        let mut metadata = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        metadata.args(["metadata", "--format-version", "1", "--manifest-path"]).arg(root.join(manifest));
+        if tracked_lock(root, manifest) {
+            metadata.arg("--locked");
+        }
+        let output = metadata.output().with_context(|| format!("running cargo metadata for {manifest}"))?;
         if !output.status.success() {
             bail!("cargo metadata for {manifest} failed:\n{}", String::from_utf8_lossy(&output.stderr));
         }
@@ -82,6 +85,17 @@ pub fn check(root: &Path, manifests: &[&str]) -> Result<()> {
     }
     eprintln!("xtask: licences of {} third-party packages accepted", checked.len());
     Ok(())
+}
+
+/// Whether the project commits a Cargo.lock beside `manifest` (git knows the file).
+fn tracked_lock(root: &Path, manifest: &str) -> bool {
+    let lock = Path::new(manifest).with_file_name("Cargo.lock");
+    Command::new("git")
+        .current_dir(root)
+        .args(["ls-files", "--error-unmatch"])
+        .arg(&lock)
+        .output()
+        .is_ok_and(|out| out.status.success())
 }
 
 /// Whether an SPDX expression is satisfiable with [`ACCEPTED`] licences.

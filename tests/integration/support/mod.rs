@@ -70,6 +70,22 @@ pub fn fresh_vcon() -> (String, Value) {
     (uuid, vcon)
 }
 
+/// A self-signed key and certificate made by openssl in `certs/` (`privkey.pem`,
+/// `fullchain.pem`), with `subject` the openssl arguments naming it (`-subj …`
+/// or `-config FILE`).
+pub fn self_signed_certificate(certs: &Path, subject: &[&std::ffi::OsStr]) {
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args(subject)
+        .arg("-keyout")
+        .arg(certs.join("privkey.pem"))
+        .arg("-out")
+        .arg(certs.join("fullchain.pem"))
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is needed by this test: {e}"));
+    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+}
+
 /// A unique name for a list, so parallel tests never share one.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
