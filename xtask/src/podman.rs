@@ -8,33 +8,21 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::services;
+
 /// The programs the image steps need, and the Debian package of each.
 const TOOLS: [(&str, &str); 4] =
     [("podman", "podman"), ("buildah", "buildah"), ("runc", "runc"), ("debootstrap", "debootstrap")];
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
 /// Install podman, buildah, runc and debootstrap with apt when one is missing.
 pub fn ensure_installed() -> Result<()> {
     let missing: Vec<&str> =
-        TOOLS.iter().filter(|(program, _)| !on_path(program)).map(|(_, package)| *package).collect();
+        TOOLS.iter().filter(|(program, _)| !services::installed(program)).map(|(_, package)| *package).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    for args in [&["update", "-qq"][..], &[&["install", "-y", "-qq"][..], &missing].concat()] {
-        eprintln!("xtask: running apt-get {}", args.join(" "));
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("cannot start apt-get: install podman, buildah, runc and debootstrap by hand")?;
-        if !status.success() {
-            bail!("apt-get {} failed with {status}: install {} by hand (as root)", args.join(" "), missing.join(" "));
-        }
-    }
-    Ok(())
+    services::apt_install(&missing.join(" "))
+        .with_context(|| format!("installing {}: install them by hand (as root)", missing.join(" ")))
 }
 
 /// The containers.conf every podman call uses (`CONTAINERS_CONF`), written under

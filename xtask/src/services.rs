@@ -16,7 +16,8 @@ fn reachable(address: &str) -> bool {
         .is_ok_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok())
 }
 
-fn installed(program: &str) -> bool {
+/// Whether `program` is on PATH.
+pub fn installed(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file()))
 }
@@ -30,9 +31,18 @@ fn run(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn apt_install(package: &str) -> Result<()> {
+/// `apt-get install` the space-separated `package` list (with sudo when not root).
+pub fn apt_install(package: &str) -> Result<()> {
+    // Non-interactive: a package that asks a question must not hang the run.
     let apt = |args: &[&str]| {
-        if installed("sudo") && !is_root() { run("sudo", &[&["apt-get"], args].concat()) } else { run("apt-get", args) }
+        let sudo = installed("sudo") && !is_root();
+        let (program, args) = if sudo { ("sudo", [&["apt-get"], args].concat()) } else { ("apt-get", args.to_vec()) };
+        eprintln!("xtask: running {program} {}", args.join(" "));
+        let status = Command::new(program).args(&args).env("DEBIAN_FRONTEND", "noninteractive").status()?;
+        if !status.success() {
+            bail!("{program} {} failed with {status}", args.join(" "));
+        }
+        Ok(())
     };
     apt(&["update", "-qq"])?;
     let packages: Vec<&str> = package.split_whitespace().collect();
