@@ -117,6 +117,29 @@ async fn expire_vcon_sets_the_ttl_on_the_redis_copy() {
     assert!((100..=120).contains(&ttl), "TTL {ttl}");
 }
 
+/// A TTL past what Redis can represent (its `EXPIRE` refuses ~9.2e15 s) used to
+/// make every write fail and the worker requeue the vCon for ever; now the
+/// request dead-letters it at once and the next vCon goes through.
+#[tokio::test]
+async fn an_expiry_beyond_a_century_is_dead_lettered_not_retried() {
+    let ingress = unique("expire-huge-in");
+    let egress = unique("expire-huge-out");
+    let config = format!(
+        "links:\n  expire:\n    module: links.expire_vcon\n    options: {{seconds: {seconds}}}\nchains:\n  main:\n    links: [expire]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
+        seconds = u64::MAX / 2
+    );
+    let server = Server::start(Backend::Redis, &config, SERIAL).await;
+    let (uuid, vcon) = fresh_vcon();
+    assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
+    let reason = server.wait_for_dlq(&ingress, &uuid, WAIT).await;
+    let error = reason["error"].as_str().unwrap_or_default();
+    assert!(error.contains("expire-after-secs") && error.contains("100 years"), "{error}");
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg(format!("vcon:{uuid}")).query_async(&mut conn).await.unwrap();
+    assert!(ttl == -1 || ttl > 0, "the dead-lettered vCon is kept (TTL {ttl})");
+}
+
 #[tokio::test]
 async fn a_route_to_a_list_no_chain_knows_is_dead_lettered() {
     let ingress = unique("route-in");

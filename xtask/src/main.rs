@@ -12,6 +12,9 @@
 //!   build's binaries (see `images.rs`; `test` does the latter).
 //! * `k8s-check [DIR]` — validate the Kubernetes manifests (`deploy/k8s`) offline
 //!   against the Kubernetes and KEDA schemas (see `k8s.rs`; `test` runs it).
+//! * `schemathesis [--max-examples N] [--max-time SECS]` — build the host and the
+//!   links, then run schemathesis from the project's own OpenAPI document against
+//!   the real binary on loopback (see `schemathesis.rs`; `test` runs a small one).
 //! * `run` — build everything (release) and serve `config.example.yml` on
 //!   127.0.0.1:8000 with the embedded broker.
 //! * `lint` — `cargo fmt --check` and `cargo clippy -D warnings` on every Cargo
@@ -36,6 +39,7 @@ mod licences;
 mod lint;
 mod podman;
 mod repo_paths;
+mod schemathesis;
 mod script_links;
 mod services;
 mod wit_freeze;
@@ -83,9 +87,10 @@ fn main() -> Result<()> {
         Some("run") => run(&root),
         Some("lint") => lint::lint(&root),
         Some("test") => test(&root, &args[1..]),
+        Some("schemathesis") => fuzz_api(&root, &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-links | install-link-tools | run | lint | images [--prebuilt] | k8s-check [DIR] | test [cargo test args…]>"
+                "usage: cargo xtask <build-links | install-link-tools | run | lint | images [--prebuilt] | k8s-check [DIR] | schemathesis [--max-examples N] [--max-time SECS] | test [cargo test args…]>"
             );
             bail!("unknown or missing command")
         }
@@ -193,6 +198,19 @@ fn run(root: &Path) -> Result<()> {
     status(&mut serve)
 }
 
+/// Examples per operation and time budget of the schemathesis run `test` makes.
+const SUITE_SCHEMATHESIS: schemathesis::Bounds = schemathesis::Bounds { max_examples: 10, max_time_secs: 300 };
+
+/// `cargo xtask schemathesis`: build what the run needs, then run it (50 examples
+/// per operation and a 15-minute budget unless told otherwise).
+fn fuzz_api(root: &Path, args: &[String]) -> Result<()> {
+    let bounds = schemathesis::Bounds::parse(args, schemathesis::Bounds { max_examples: 50, max_time_secs: 900 })?;
+    build_links(root, &["debug"], false)?;
+    status(cargo().current_dir(root).args(["build", "-p", "conserver"]))?;
+    let target = target_dir(root);
+    schemathesis::run(root, &target, &target.join("debug").join("conserver"), &bounds)
+}
+
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     // `--skip-lint` first: iterate on the tests without the static checks.
     let (lint_first, extra) = match extra.split_first() {
@@ -276,5 +294,8 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
                 .env("CONTAINERS_CONF", &containers_conf)
                 .env("CONSERVER_TOOLS_DIR", script_links::tools_dir(&target_dir(root))),
         )
-    })
+    })?;
+    // The API under a bounded schemathesis run, from its own OpenAPI document.
+    let binary = target_dir(root).join("debug").join("conserver");
+    step("schemathesis", || schemathesis::run(root, &target_dir(root), &binary, &SUITE_SCHEMATHESIS))
 }

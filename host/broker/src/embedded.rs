@@ -83,8 +83,9 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A time to live in seconds, clamped to [`crate::MAX_TTL_SECS`].
 fn secs(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+    crate::clamped_ttl(value)
 }
 
 impl EmbeddedBroker {

@@ -39,6 +39,17 @@ pub struct Popped {
     pub uuid: String,
 }
 
+/// The longest time to live the host sets on anything, in seconds (100 years).
+/// Redis refuses an `EXPIRE` whose deadline overflows its millisecond clock
+/// (~9.2e15 s), and a refused write would be retried for ever; both backends
+/// clamp to this, and the pipeline refuses a link's longer request outright.
+pub const MAX_TTL_SECS: u64 = 100 * 365 * 24 * 60 * 60;
+
+/// `secs` clamped to [`MAX_TTL_SECS`], as the signed number Redis takes.
+pub(crate) fn clamped_ttl(secs: u64) -> i64 {
+    i64::try_from(secs.min(MAX_TTL_SECS)).unwrap_or(i64::MAX)
+}
+
 /// How a vCon write treats the document's time to live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {

@@ -77,7 +77,7 @@ impl Broker for RedisBroker {
 
     async fn push_trace_context(&self, list: &str, uuid: &str, context_json: &str, ttl_secs: u64) -> Result<()> {
         let key = crate::trace_context_key(list, uuid);
-        let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX);
+        let ttl = crate::clamped_ttl(ttl_secs);
         redis::pipe()
             .rpush(&key, context_json)
             .ignore()
@@ -172,11 +172,9 @@ impl Broker for RedisBroker {
     async fn heartbeat(&self, worker: &str, lists: &[String], ttl_secs: u64) -> Result<()> {
         let lists_json = serde_json::to_string(lists).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
         let mut batch = Batch::default();
-        batch.add(redis::Cmd::set_ex(heartbeat_key(worker), &lists_json, ttl_secs.max(1))).add(redis::Cmd::hset(
-            WORKERS_KEY,
-            worker,
-            &lists_json,
-        ));
+        batch
+            .add(redis::Cmd::set_ex(heartbeat_key(worker), &lists_json, ttl_secs.clamp(1, crate::MAX_TTL_SECS)))
+            .add(redis::Cmd::hset(WORKERS_KEY, worker, &lists_json));
         batch.run(&self.conn).await.op("heartbeat").map(drop)
     }
 
@@ -241,7 +239,7 @@ impl Broker for RedisBroker {
         match ttl {
             Ttl::Keep => cmd.arg("KEEPTTL"),
             Ttl::Secs(0) => &mut cmd,
-            Ttl::Secs(secs) => cmd.arg("EX").arg(secs),
+            Ttl::Secs(secs) => cmd.arg("EX").arg(crate::clamped_ttl(secs)),
         };
         cmd.query_async::<()>(&mut self.conn()).await.op("SET vcon")
     }
@@ -256,7 +254,7 @@ impl Broker for RedisBroker {
         if secs == 0 {
             return self.conn().persist::<_, ()>(key).await.op("PERSIST vcon");
         }
-        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        let secs = crate::clamped_ttl(secs);
         self.conn().expire::<_, ()>(key, secs).await.op("EXPIRE vcon")
     }
 
@@ -273,7 +271,7 @@ impl Broker for RedisBroker {
             text,
         ));
         if expiry_secs > 0 {
-            batch.add(redis::Cmd::expire(vcon_key(&reason.uuid), i64::try_from(expiry_secs).unwrap_or(i64::MAX)));
+            batch.add(redis::Cmd::expire(vcon_key(&reason.uuid), crate::clamped_ttl(expiry_secs)));
         }
         batch.run(&self.conn).await.op("dead-letter").map(drop)
     }
@@ -344,7 +342,7 @@ impl Broker for RedisBroker {
         match ttl {
             Ttl::Keep => set.arg("KEEPTTL"),
             Ttl::Secs(0) => &mut set,
-            Ttl::Secs(secs) => set.arg("EX").arg(secs),
+            Ttl::Secs(secs) => set.arg("EX").arg(crate::clamped_ttl(secs)),
         };
         set.arg("GET");
         let mut batch = Batch::default();
@@ -449,7 +447,7 @@ impl RedisBroker {
         for term in terms {
             batch.add(redis::Cmd::sadd(term, uuid));
             if terms_ttl_secs > 0 {
-                batch.add(redis::Cmd::expire(term, i64::try_from(terms_ttl_secs).unwrap_or(i64::MAX)));
+                batch.add(redis::Cmd::expire(term, crate::clamped_ttl(terms_ttl_secs)));
             }
         }
     }

@@ -149,6 +149,19 @@ async fn vcon_documents_and_ttls(broker: Arc<dyn Broker>) {
     assert!(!broker.delete_vcon(&uuid).await.unwrap());
 }
 
+/// TTLs past what Redis can hold (its EXPIRE refuses ~9.2e15 s and more) are
+/// clamped to a century on both backends instead of failing the write.
+async fn huge_ttls_are_clamped_not_refused(broker: Arc<dyn Broker>) {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    broker.put_vcon(&uuid, "{}", Ttl::Secs(u64::MAX)).await.unwrap();
+    broker.expire_vcon(&uuid, u64::MAX).await.unwrap();
+    broker.expire_vcon(&uuid, 10_000_000_000_000_000).await.unwrap();
+    assert!(broker.get_vcon(&uuid).await.unwrap().is_some(), "a century is not yet over");
+    broker.dead_letter(&unique("huge-ttl"), reason(&uuid), u64::MAX).await.unwrap();
+    assert!(broker.get_vcon(&uuid).await.unwrap().is_some());
+    assert!(broker.delete_vcon(&uuid).await.unwrap());
+}
+
 async fn dead_letters_keep_the_python_list_and_a_reason(broker: Arc<dyn Broker>) {
     let ingress = unique("in");
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -290,6 +303,7 @@ both_backends!(
     a_waiting_pop_wakes_on_push,
     several_lists_are_served_in_turn,
     vcon_documents_and_ttls,
+    huge_ttls_are_clamped_not_refused,
     dead_letters_keep_the_python_list_and_a_reason,
     vcons_are_listed_newest_first_and_searched_with_and,
     items_move_between_lists_in_order,

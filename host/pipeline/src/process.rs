@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use conserver_broker::{Broker, BrokerError, Popped, Ttl};
+use conserver_broker::{Broker, BrokerError, MAX_TTL_SECS, Popped, Ttl};
 use conserver_config::StorageFailure;
 use conserver_core::metrics::{self, LinkStatus};
 use conserver_core::{DlqReason, trace_context};
@@ -181,6 +181,7 @@ async fn run_chain(
             status: match &result {
                 Ok(outcome) if matches!(outcome.action, Action::Halt) => LinkStatus::Skipped,
                 Ok(_) => LinkStatus::Ok,
+                Err(failure) if failure.is_limit_breach() => LinkStatus::LimitBreach(failure.kind()),
                 Err(failure) => LinkStatus::Error(failure.kind()),
             },
             cache_hits: result.as_ref().map_or(0, |outcome| outcome.cache_hits),
@@ -213,6 +214,15 @@ async fn run_chain(
                         }));
                     }
                     routes.extend(lists);
+                }
+                Directive::ExpireAfterSecs(secs) if secs > MAX_TTL_SECS => {
+                    return Ok(Err(Failure {
+                        step: step.link.name().to_string(),
+                        error: format!(
+                            "link asked for expire-after-secs {secs}, beyond the longest time to live the host sets ({MAX_TTL_SECS} s, 100 years): ask for less"
+                        ),
+                        retryable: false,
+                    }));
                 }
                 Directive::ExpireAfterSecs(secs) => expiry = Some(secs),
             }

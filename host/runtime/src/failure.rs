@@ -37,11 +37,48 @@ pub enum LinkFailure {
         /// What is wrong with it.
         message: String,
     },
+    /// The call went past one of its host-side budgets (output size, log
+    /// volume, host resources, cache bytes, media decoding, …).
+    Budget {
+        /// Which budget.
+        budget: Budget,
+        /// Its limit, in the budget's unit.
+        limit: u64,
+    },
     /// The host could not set the call up (instance pool exhausted, …).
     Host {
         /// What failed.
         message: String,
     },
+}
+
+/// A host-side budget of one link call. Each is a limit in `wasm.limits` (and
+/// `links.<name>.limits`); its breach fails the call with a DLQ reason naming it
+/// and counts in `conserver_link_limit_breaches_total{kind=<name>}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// `limits.output_bytes`: the size of the vCon a link returns.
+    OutputBytes,
+    /// `limits.output_depth`: the nesting depth of the vCon a link returns.
+    OutputDepth,
+}
+
+impl Budget {
+    /// The budget's name: its `limits` field and its metric `kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OutputBytes => "output_bytes",
+            Self::OutputDepth => "output_depth",
+        }
+    }
+
+    /// The unit its limit is counted in, for the DLQ reason.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::OutputBytes => "bytes",
+            Self::OutputDepth => "levels",
+        }
+    }
 }
 
 impl LinkFailure {
@@ -50,14 +87,24 @@ impl LinkFailure {
         match self {
             Self::Refused { retryable, .. } => *retryable,
             Self::Timeout { .. } | Self::Host { .. } => true,
-            Self::FuelExhausted { .. } | Self::MemoryLimit { .. } | Self::Trap { .. } | Self::InvalidOutput { .. } => {
-                false
-            }
+            Self::FuelExhausted { .. }
+            | Self::MemoryLimit { .. }
+            | Self::Trap { .. }
+            | Self::InvalidOutput { .. }
+            | Self::Budget { .. } => false,
         }
     }
 
+    /// Whether a sandbox limit or budget stopped the call (counted as a breach).
+    pub fn is_limit_breach(&self) -> bool {
+        matches!(
+            self,
+            Self::FuelExhausted { .. } | Self::Timeout { .. } | Self::MemoryLimit { .. } | Self::Budget { .. }
+        )
+    }
+
     /// A short stable name for metrics: `fuel`, `timeout`, `memory`, `trap`,
-    /// `error`, `invalid_output`, `host`.
+    /// `error`, `invalid_output`, `host`, or the name of the budget breached.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::FuelExhausted { .. } => "fuel",
@@ -66,6 +113,7 @@ impl LinkFailure {
             Self::Trap { .. } => "trap",
             Self::Refused { .. } => "error",
             Self::InvalidOutput { .. } => "invalid_output",
+            Self::Budget { budget, .. } => budget.name(),
             Self::Host { .. } => "host",
         }
     }
@@ -95,6 +143,13 @@ impl fmt::Display for LinkFailure {
             Self::Trap { message } => write!(f, "trap: {message}"),
             Self::Refused { message, .. } => write!(f, "link error: {message}"),
             Self::InvalidOutput { message } => write!(f, "invalid output: {message}"),
+            Self::Budget { budget, limit } => {
+                let (name, unit) = (budget.name(), budget.unit());
+                write!(
+                    f,
+                    "budget exceeded: {name}: the call went past its limit of {limit} {unit} (raise `limits.{name}` if the link legitimately needs more)"
+                )
+            }
             Self::Host { message } => write!(f, "host error: {message}"),
         }
     }

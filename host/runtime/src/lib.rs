@@ -25,7 +25,7 @@ mod tracer;
 pub use bindings::{Action, Directive};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::RuntimeError;
-pub use failure::LinkFailure;
+pub use failure::{Budget, LinkFailure};
 pub use grants::{Grants, HttpLimits};
 pub use kv::{LinkCache, MAX_TTL, MAX_VALUE_BYTES, MemoryCache};
 pub use link::{CallContext, LinkOutcome, LoadedLink};

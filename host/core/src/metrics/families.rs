@@ -154,11 +154,12 @@ pub const LINK_MEMORY_PEAK: Family = family(
     "By",
     BYTES,
 );
-/// Sandbox limits hit (`link_name`, `chain.name`, `kind` fuel|timeout|memory).
+/// Sandbox limits and budgets hit (`link_name`, `chain.name`, `kind`: fuel,
+/// timeout, memory or a budget's name such as output_bytes or log_lines).
 pub const LINK_LIMIT_BREACHES: Family = family(
     "conserver.link.limit_breaches",
     "conserver_link_limit_breaches",
-    "Link calls stopped by a sandbox limit, by kind (fuel, timeout, memory).",
+    "Link calls stopped by a sandbox limit or budget, by kind (fuel, timeout, memory, output_bytes, log_lines, ...).",
     Kind::Counter,
     "1",
     &[],

@@ -22,9 +22,13 @@ pub enum LinkStatus {
     Ok,
     /// The link halted the chain (the deployment guide's `skipped`).
     Skipped,
-    /// The call failed; the failure's short kind (`fuel`, `timeout`, `memory`,
-    /// `trap`, `error`, `invalid_output`, `host`).
+    /// The call failed; the failure's short kind (`trap`, `error`,
+    /// `invalid_output`, `host`).
     Error(&'static str),
+    /// The call was stopped by a sandbox limit or budget; its name (`fuel`,
+    /// `timeout`, `memory`, `output_bytes`, `log_lines`, …). Counted in
+    /// `conserver_link_limit_breaches_total` as well as a failed call.
+    LimitBreach(&'static str),
 }
 
 impl LinkStatus {
@@ -33,7 +37,7 @@ impl LinkStatus {
         match self {
             Self::Ok => "ok",
             Self::Skipped => "skipped",
-            Self::Error(_) => "error",
+            Self::Error(_) | Self::LimitBreach(_) => "error",
         }
     }
 
@@ -42,7 +46,7 @@ impl LinkStatus {
         match self {
             Self::Ok => "success",
             Self::Skipped => "halt",
-            Self::Error(_) => "error",
+            Self::Error(_) | Self::LimitBreach(_) => "error",
         }
     }
 }
@@ -79,7 +83,7 @@ fn observe(family: &f::Family, labels: Labels, value: f64) {
 /// Record one call of `link` in `chain`.
 pub fn record_link_call(chain: &str, link: &str, call: LinkCall) {
     let pair = || vec![("link_name", link.to_string()), ("chain.name", chain.to_string())];
-    if !matches!(call.status, LinkStatus::Error(_)) {
+    if !matches!(call.status, LinkStatus::Error(_) | LinkStatus::LimitBreach(_)) {
         let labels = vec![("link.name", link.to_string()), ("chain.name", chain.to_string())];
         observe(&f::LINK_EXECUTION_TIME, labels, call.elapsed.as_secs_f64());
     }
@@ -92,13 +96,13 @@ pub fn record_link_call(chain: &str, link: &str, call: LinkCall) {
         add(&f::LINK_CACHE_HITS, pair(), call.cache_hits as f64);
     }
     // A failed call reports neither (a breach is counted below instead).
-    if !matches!(call.status, LinkStatus::Error(_)) {
+    if !matches!(call.status, LinkStatus::Error(_) | LinkStatus::LimitBreach(_)) {
         observe(&f::LINK_FUEL_USED, pair(), call.fuel as f64);
         if call.memory_peak_bytes > 0 {
             observe(&f::LINK_MEMORY_PEAK, pair(), call.memory_peak_bytes as f64);
         }
     }
-    if let LinkStatus::Error(kind @ ("fuel" | "timeout" | "memory")) = call.status {
+    if let LinkStatus::LimitBreach(kind) = call.status {
         let mut labels = pair();
         labels.push(("kind", kind.to_string()));
         add(&f::LINK_LIMIT_BREACHES, labels, 1.0);
@@ -181,7 +185,7 @@ mod tests {
     #[test]
     fn link_calls_carry_python_and_guide_attributes() {
         record_link_call("metrics-test", "tag", call(2, 100, LinkStatus::Ok, 2));
-        record_link_call("metrics-test", "tag", call(3, 50, LinkStatus::Error("fuel"), 0));
+        record_link_call("metrics-test", "tag", call(3, 50, LinkStatus::LimitBreach("fuel"), 0));
         record_link_call("metrics-test", "tag", call(1, 10, LinkStatus::Skipped, 0));
         let text = render_prometheus();
         for expected in [
