@@ -9,8 +9,7 @@
 //! without the token. The run fails on any 5xx (`not_a_server_error`), on an
 //! operation that accepts a request without its token (`ignored_auth`), on a
 //! response that contradicts the document (status codes, content types, bodies
-//! and headers), and when the server's log shows a panic. `cargo xtask test`
-//! runs it with a small bound after the workspace tests.
+//! and headers), and when the server's log shows a panic.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
