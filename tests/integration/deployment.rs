@@ -96,6 +96,10 @@ fn dev_compose_file_is_one_conserver_and_redis() {
     let env = conserver["environment"].as_array().unwrap();
     assert!(env.iter().any(|e| e == "REDIS_URL=redis://redis:6379"), "{env:?}");
     assert!(!env.iter().any(|e| e.as_str().is_some_and(|e| e.contains("TOKEN"))), "no token in development: {env:?}");
+    // Without a token the server refuses a non-loopback bind (0.0.0.0 in the
+    // image) unless told it is open on purpose; the port is published to loopback.
+    assert!(env.iter().any(|e| e == "CONSERVER_ALLOW_OPEN=1"), "the dev server would refuse to start: {env:?}");
+    assert!(ports.iter().all(|p| p.as_str().is_some_and(|p| p.starts_with("127.0.0.1:"))), "{ports:?}");
     let mounted = "../config.example.yml:/app/config.yml:ro"; // repo-paths: not read (compose resolves it)
     assert!(conserver["volumes"].as_array().unwrap().iter().any(|v| v == mounted));
     assert_eq!(conserver["depends_on"]["redis"]["condition"], "service_healthy");

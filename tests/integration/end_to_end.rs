@@ -169,7 +169,10 @@ chains:
 async fn post_config_swaps_link_options_and_refuses_a_broken_config() {
     let (ingress, egress) = (unique("in"), unique("out"));
     let store = tempfile::tempdir().unwrap();
-    let server = Server::start(Backend::Embedded, &config(&ingress, &egress, store.path()), &[]).await;
+    // POST /config without a token needs the explicit opt-in.
+    let server =
+        Server::start(Backend::Embedded, &config(&ingress, &egress, store.path()), &[("CONSERVER_ALLOW_OPEN", "1")])
+            .await;
     let (before, vcon) = fresh_vcon();
     server.post_vcon(&vcon, &ingress).await;
     server.wait_for_egress(&egress, &before, Duration::from_secs(30)).await;

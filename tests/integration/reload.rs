@@ -29,7 +29,10 @@ async fn post_config_swaps_the_component_and_options_while_vcons_flow() {
         "links:\n  tag:\n    component: {}\n    options: {{tags: [old]}}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
         v1.display()
     );
-    let server = Server::start(Backend::Redis, &config, &[("CONSERVER_VCON_CONCURRENCY", "4")]).await;
+    // POST /config without a token needs the explicit opt-in.
+    let server =
+        Server::start(Backend::Redis, &config, &[("CONSERVER_VCON_CONCURRENCY", "4"), ("CONSERVER_ALLOW_OPEN", "1")])
+            .await;
     let mut expected = HashSet::new();
     let mut swapped = false;
     for i in 0..60 {

@@ -84,6 +84,8 @@ async fn chain_with_failing_and_succeeding_link(protocol: &str) {
         ("OTEL_SERVICE_NAME", "conserver-test"),
         ("LOG_FORMAT", "json"),
         ("CONSERVER_API_TOKEN", TOKEN),
+        // /metrics is read below without the token.
+        ("CONSERVER_PUBLIC_METRICS", "1"),
     ];
     let mut server = Server::start(Backend::Redis, &config(&ok_in, &ok_out, &fail_in, store.path()), &env).await;
 

@@ -373,3 +373,32 @@ async fn media_failures_dead_letter_with_a_clear_reason_and_the_next_vcon_comple
     assert!((total - recorded).abs() < 0.1, "the chunks hold {total} s of {recorded} s");
     assert_eq!(last_analysis(&server, &uuid).await.0["vendor"], "openai");
 }
+
+#[tokio::test]
+async fn a_call_fetching_recordings_past_its_media_bytes_budget_is_dead_lettered_naming_it() {
+    let vendors = Vendors::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tone = dir.path().join("tone.wav");
+    tool("sox", &["-n", "-r", "16000", "-c", "1", "-b", "16", tone.to_str().unwrap(), "synth", "1.5", "sine", "440"]);
+    let tone = std::fs::read(tone).unwrap();
+    let (ingress, egress) = (unique("trbytes-in"), unique("trbytes-out"));
+    // Room for one recording of the two: the second `media` request breaks it.
+    let budget = tone.len() * 3 / 2;
+    let config = [
+        "links:".to_string(),
+        link("openai", "links.transcribe", &vendors, json!({"vendor": "openai", "vendor_options": {"base_url": vendors.url("/v1"), "OPENAI_API_KEY": "sk-test", "minimum_duration": 1}}))
+            .replace("memory_bytes: 536870912}", &format!("memory_bytes: 536870912, media_bytes: {budget}}}")),
+        "chains:".into(),
+        chain("main", "openai", &ingress, &egress),
+    ]
+    .join("\n");
+    let server = Server::start(Backend::Embedded, &config, &[]).await;
+    let (uuid, mut vcon) = recording_vcon(inline(&tone, "a.wav", "audio/wav"));
+    vcon["dialog"].as_array_mut().unwrap().push(inline(&tone, "b.wav", "audio/wav"));
+    assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
+    let reason = server.wait_for_dlq(&ingress, &uuid, WAIT).await;
+    let error = reason["error"].as_str().unwrap();
+    assert!(error.contains("media_bytes") && error.contains(&budget.to_string()), "{error}");
+    let metrics = server.get_text("/metrics").await;
+    assert!(metrics.contains(r#"kind="media_bytes""#), "the breach is counted: {metrics}");
+}

@@ -15,7 +15,7 @@ use crate::{ApiState, LiveConfig};
 
 /// Whether `presented` equals any of `accepted`, comparing against every one so the
 /// timing does not reveal which matched.
-fn matches_any<'a>(accepted: impl IntoIterator<Item = &'a str>, presented: &[u8]) -> bool {
+pub(crate) fn matches_any<'a>(accepted: impl IntoIterator<Item = &'a str>, presented: &[u8]) -> bool {
     let matched = accepted.into_iter().fold(subtle::Choice::from(0), |acc, key| acc | key.as_bytes().ct_eq(presented));
     bool::from(matched)
 }

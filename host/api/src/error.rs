@@ -18,6 +18,20 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 413: the body is over the configured limit.
     TooLarge(usize),
+    /// 413: the JSON body holds too many values or is nested too deep.
+    TooComplex(String),
+    /// 409 with a message: the request conflicts with what is stored.
+    Conflict(String),
+    /// 408: the body did not arrive within this many seconds.
+    BodyTimeout(u64),
+    /// 503 with a message: a backend the answer depends on failed; retry later.
+    /// (The cause is logged, not sent.)
+    Unavailable {
+        /// The message the client sees.
+        detail: &'static str,
+        /// The real cause, for the log.
+        cause: String,
+    },
     /// 422 with FastAPI-style validation entries.
     Validation(Vec<Invalid>),
     /// 422 with a plain message (a refused config).
@@ -80,6 +94,14 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body is larger than the {limit}-byte limit (CONSERVER_MAX_BODY_BYTES)"),
             ),
+            Self::TooComplex(text) => detail(StatusCode::PAYLOAD_TOO_LARGE, text),
+            Self::Conflict(text) => detail(StatusCode::CONFLICT, text),
+            Self::BodyTimeout(secs) => detail(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {secs} s (CONSERVER_HTTP_BODY_READ_TIMEOUT_SECS); send it again"
+                ),
+            ),
             Self::Validation(entries) => {
                 let entries: Vec<Value> = entries
                     .into_iter()
@@ -88,6 +110,14 @@ impl IntoResponse for ApiError {
                 detail(StatusCode::UNPROCESSABLE_ENTITY, entries)
             }
             Self::Unprocessable(text) => detail(StatusCode::UNPROCESSABLE_ENTITY, text),
+            Self::Unavailable { detail: text, cause } => {
+                tracing::warn!(error = %cause, detail = text, "request refused: a backend failed");
+                let mut response = detail(StatusCode::SERVICE_UNAVAILABLE, text);
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+                response
+            }
             Self::Internal { detail: text, cause } => {
                 tracing::error!(error = %cause, detail = text, "request failed");
                 detail(StatusCode::INTERNAL_SERVER_ERROR, text)

@@ -11,9 +11,12 @@
 
 mod auth;
 mod body;
+mod conflict;
 mod control;
 mod enqueue;
 mod error;
+mod guards;
+mod json_bound;
 mod middleware;
 mod query;
 mod read;
@@ -22,5 +25,6 @@ mod routes;
 mod state;
 
 pub use control::{ConfigControl, ConfigRejected, LiveConfig};
+pub use guards::is_loopback_host;
 pub use routes::{openapi, router};
-pub use state::{ApiSettings, ApiState};
+pub use state::{ApiSettings, ApiState, Cors, Guards};

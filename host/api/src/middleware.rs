@@ -1,6 +1,7 @@
 //! Cross-cutting HTTP behaviour of the Python server (Starlette/FastAPI): version
-//! headers on every response, CORS (any origin, with credentials; preflights echo
-//! the request), a 307 redirect for a trailing slash, and 405 for HEAD.
+//! headers on every response, CORS (off unless configured; the Python server's
+//! allow-everything with `CONSERVER_CORS_ORIGINS=*`), a 307 redirect for a
+//! trailing slash (never to another host), and 405 for HEAD.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -9,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::ApiState;
+use crate::{ApiState, Cors};
 
 const ALLOWED_METHODS: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
 
@@ -26,12 +27,24 @@ pub async fn version_headers(State(state): State<ApiState>, request: Request, ne
     response
 }
 
-/// CORS as the Python server configures it (allow everything, with credentials).
-pub async fn cors(request: Request, next: Next) -> Response {
+/// CORS, off unless `CONSERVER_CORS_ORIGINS` is set. For an allowed origin a
+/// preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) gets
+/// 200 `OK` echoing the origin and the requested headers, with credentials, every
+/// method and `max-age` 600, and other answers carry
+/// `access-control-allow-origin` (`*` with `CONSERVER_CORS_ORIGINS=*`, as the
+/// Python server does, without credentials; else the origin itself, with
+/// credentials). Other origins
+/// get no CORS headers, so their pages cannot read the answers.
+pub async fn cors(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let policy = &state.settings.guards.cors;
+    if *policy == Cors::Off {
+        return next.run(request).await;
+    }
     let origin = request.headers().get(header::ORIGIN).cloned();
+    let allowed = origin.as_ref().and_then(|o| o.to_str().ok()).is_some_and(|o| policy.allows(o));
     let preflight_method = request.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD).is_some();
     if request.method() == Method::OPTIONS
-        && let (Some(origin), true) = (&origin, preflight_method)
+        && let (Some(origin), true, true) = (&origin, preflight_method, allowed)
     {
         let requested_headers = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
         let mut response = (StatusCode::OK, "OK").into_response();
@@ -47,10 +60,16 @@ pub async fn cors(request: Request, next: Next) -> Response {
         return response;
     }
     let mut response = next.run(request).await;
-    if origin.is_some() {
+    if let (Some(origin), true) = (origin, allowed) {
         let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        if *policy == Cors::Any {
+            // `*` and credentials together are invalid CORS; browsers drop both.
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        } else {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        }
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     response
 }
@@ -63,10 +82,10 @@ pub async fn path_rules(request: Request, next: Next) -> Response {
     let path = request.uri().path();
     // Swagger UI lives at `/docs/` and redirects `/docs` there itself.
     if path.len() > 1 && path.ends_with('/') && !path.contains("/docs") {
-        let mut target = path.trim_end_matches('/').to_string();
-        if target.is_empty() {
-            target.push('/');
-        }
+        // One leading slash only: `//evil.example/` must not become the
+        // scheme-relative `Location: //evil.example` (an open redirect), nor
+        // `/\evil.example`, which browsers read the same way.
+        let mut target = format!("/{}", path.trim_end_matches('/').trim_start_matches(['/', '\\']));
         if let Some(query) = request.uri().query() {
             target = format!("{target}?{query}");
         }

@@ -45,6 +45,24 @@ pub async fn store_ingested(state: &ApiState, vcon: &IngestedVcon, queued: bool)
     Ok(())
 }
 
+/// Store an accepted vCon, to be enqueued, only if no document has its uuid
+/// (decided atomically by the broker): `None` when stored, else the document
+/// already there (nothing written).
+pub async fn create_ingested(state: &ApiState, vcon: &IngestedVcon) -> Result<Option<String>, ApiError> {
+    state
+        .broker
+        .create_vcon(
+            &vcon.uuid,
+            &vcon.json,
+            Ttl::Secs(0),
+            vcon.created_at.floor(),
+            &vcon.index_terms,
+            state.settings.index_expiry_secs,
+        )
+        .await
+        .map_err(|e| ApiError::internal("Failed to store vCon", e))
+}
+
 /// The vCon `uuid` from the broker, else from the configured storages in order
 /// (canonicalised, then re-cached and indexed). `None` when nobody has it.
 pub async fn load_vcon(state: &ApiState, uuid: &str, failure: &'static str) -> Result<Option<String>, ApiError> {

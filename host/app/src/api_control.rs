@@ -12,7 +12,7 @@ use conserver_config::Config;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::config_file::{LiveSlot, parse_document, write_document};
+use crate::config_file::{LiveSlot, parse_document, redacted, write_document};
 
 /// The API's view of `config`: its document, ingress keys and storages.
 pub fn live_config(config: &Config, document: Value) -> Result<LiveConfig, String> {
@@ -59,7 +59,8 @@ impl ConfigControl for ApiConfigStore {
     async fn replace(&self, document: Value) -> Result<(), ConfigRejected> {
         let _one_at_a_time = self.replacing.lock().await;
         let config = parse_document(&document, &self.path)?;
-        let live = live_config(&config, document.clone()).map_err(ConfigRejected::Invalid)?;
+        let live =
+            live_config(&config, document.clone()).map_err(|e| redacted(ConfigRejected::Invalid(e), &document))?;
         write_document(&self.path, &document)?;
         self.live.set(live);
         if let Ok(mut lists) = self.lists.write() {

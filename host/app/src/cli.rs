@@ -20,7 +20,10 @@ pub enum Command {
     /// Serve the API and run the workers (the default). The API-only build serves
     /// the API alone.
     Serve {
-        /// Address to listen on (default from CONSERVER_BIND, else 0.0.0.0:8000).
+        /// Address to listen on (default from CONSERVER_BIND, else 127.0.0.1:8000
+        /// without an API token, 0.0.0.0:8000 with one or with
+        /// CONSERVER_ALLOW_OPEN=1). Without a token a non-loopback address is
+        /// refused unless CONSERVER_ALLOW_OPEN=1.
         #[arg(long)]
         bind: Option<String>,
         /// Config file (default from CONSERVER_CONFIG_FILE, else ./config.yml, else

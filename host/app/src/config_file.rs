@@ -26,6 +26,17 @@ pub fn parse_document(document: &Value, path: &Path) -> Result<Config, ConfigRej
     Config::from_document(document, path).map_err(|e| ConfigRejected::Invalid(e.to_string()))
 }
 
+/// `rejected` with every value substituted into `document` from the environment
+/// or a file replaced by its variable's name: a refused config's message (a
+/// storage's or a component's error) never shows a secret.
+pub fn redacted(rejected: ConfigRejected, document: &Value) -> ConfigRejected {
+    let redactor = Config::redactor_for_document(document);
+    match rejected {
+        ConfigRejected::Invalid(message) => ConfigRejected::Invalid(redactor.redact(&message)),
+        ConfigRejected::Failed(message) => ConfigRejected::Failed(redactor.redact(&message)),
+    }
+}
+
 /// Write the document to the config file as YAML, atomically.
 pub fn write_document(path: &Path, document: &Value) -> Result<(), ConfigRejected> {
     let text = serde_yaml_ng::to_string(document).map_err(|e| ConfigRejected::Failed(e.to_string()))?;

@@ -15,7 +15,8 @@ use conserver_runtime::Runtime;
 use serde_json::Value;
 use tokio::sync::{Mutex, watch};
 
-use crate::config_file::{LiveSlot, parse_document, write_document};
+use crate::components::ComponentPolicy;
+use crate::config_file::{LiveSlot, parse_document, redacted, write_document};
 
 /// The API's view of a config: its document, ingress keys, and the storages the
 /// snapshot built (one set of connections for workers and API).
@@ -23,26 +24,33 @@ pub fn live_config(config: &Config, document: Value, snapshot: &Snapshot) -> Liv
     LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages: snapshot.storages() }
 }
 
-/// Load every link and storage `config` names (CPU-heavy on a cold cache).
+/// Load every link and storage `config` names (CPU-heavy on a cold cache), each
+/// component checked against `policy` first (off the executor too).
 pub async fn build_snapshot(
-    config: Config,
+    mut config: Config,
     config_file: &Path,
     links_dir: &Path,
+    policy: &ComponentPolicy,
     runtime: Runtime,
 ) -> Result<Snapshot, String> {
     let config_dir = config_file.parent().map(Path::to_path_buf).unwrap_or_default();
     let links_dir = links_dir.to_path_buf();
     let file = config_file.display().to_string();
-    tokio::task::spawn_blocking(move || Snapshot::build(&config, &config_dir, &links_dir, &runtime))
-        .await
-        .map_err(|e| format!("loading components failed: {e}"))?
-        .map_err(|e| format!("{file}: {e}"))
+    let policy = policy.clone();
+    tokio::task::spawn_blocking(move || {
+        policy.confine(&mut config, &config_dir, &links_dir)?;
+        Snapshot::build(&config, &config_dir, &links_dir, &runtime).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("loading components failed: {e}"))?
+    .map_err(|e| format!("{file}: {e}"))
 }
 
 /// The config in force and the machinery to replace it.
 pub struct ConfigStore {
     path: PathBuf,
     links_dir: PathBuf,
+    policy: ComponentPolicy,
     runtime: Runtime,
     live: LiveSlot,
     snapshots: watch::Sender<Arc<Snapshot>>,
@@ -59,6 +67,7 @@ impl ConfigStore {
     pub fn new(
         path: PathBuf,
         links_dir: PathBuf,
+        policy: ComponentPolicy,
         runtime: Runtime,
         live: LiveConfig,
         snapshots: watch::Sender<Arc<Snapshot>>,
@@ -67,6 +76,7 @@ impl ConfigStore {
         Self {
             path,
             links_dir,
+            policy,
             runtime,
             live: LiveSlot::new(live),
             snapshots,
@@ -80,7 +90,7 @@ impl ConfigStore {
     /// without touching what is running.
     async fn prepare(&self, config: Config, document: Value) -> Result<(LiveConfig, Snapshot), ConfigRejected> {
         let ingress_auth = config.ingress_auth.clone();
-        let snapshot = build_snapshot(config, &self.path, &self.links_dir, self.runtime.clone())
+        let snapshot = build_snapshot(config, &self.path, &self.links_dir, &self.policy, self.runtime.clone())
             .await
             .map_err(ConfigRejected::Invalid)?;
         let live = LiveConfig { document, ingress_auth, storages: snapshot.storages() };
@@ -136,7 +146,7 @@ impl ConfigControl for ConfigStore {
     async fn replace(&self, document: Value) -> Result<(), ConfigRejected> {
         let _one_at_a_time = self.replacing.lock().await;
         let config = parse_document(&document, &self.path)?;
-        let (live, snapshot) = self.prepare(config, document.clone()).await?;
+        let (live, snapshot) = self.prepare(config, document.clone()).await.map_err(|e| redacted(e, &document))?;
         write_document(&self.path, &document)?;
         self.swap(live, snapshot);
         tracing::info!(config = %self.path.display(), "configuration replaced through the API");

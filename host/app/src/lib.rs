@@ -15,11 +15,14 @@
 mod api_control;
 pub mod cli;
 mod commands;
+#[cfg(feature = "worker")]
+mod components;
 mod config_file;
 #[cfg(feature = "worker")]
 mod control;
 mod follower;
 mod gauges;
+mod http_server;
 mod serve;
 mod shutdown;
 pub mod telemetry;
@@ -43,7 +46,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Serve { bind: None, config: None }) {
         Command::Serve { bind, config } => {
             if let Some(bind) = bind {
-                settings.bind = bind;
+                settings.bind = Some(bind);
             }
             if let Some(config) = config {
                 settings.config_file = config;
@@ -60,8 +63,10 @@ pub async fn run(cli: Cli) -> Result<()> {
 async fn check(settings: &Settings, path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let runtime = serve::new_runtime(settings)?;
-    let snapshot =
-        control::build_snapshot(config, path, &settings.links_dir, runtime).await.map_err(anyhow::Error::msg)?;
+    let policy = serve::component_policy(settings, path);
+    let snapshot = control::build_snapshot(config, path, &settings.links_dir, &policy, runtime)
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!("{}: OK ({} ingress lists)", path.display(), snapshot.ingress_lists().len());
     Ok(())
 }

@@ -2,15 +2,16 @@
 //! config watcher and the component snapshot they run on.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use conserver_api::{ApiSettings, ApiState, ConfigControl};
+use conserver_api::{ApiSettings, ApiState, ConfigControl, Cors, Guards};
 use conserver_broker::Broker;
 use conserver_config::{Config, Settings};
 use conserver_core::EgressFormat;
 use tokio_util::sync::CancellationToken;
 
-use crate::{connect_broker, follower, gauges, shutdown};
+use crate::{connect_broker, follower, gauges, http_server, shutdown};
 
 /// The wasm runtime sized for the configured workers.
 #[cfg(feature = "worker")]
@@ -18,6 +19,17 @@ pub fn new_runtime(settings: &Settings) -> Result<conserver_runtime::Runtime> {
     use conserver_runtime::{Runtime, RuntimeOptions};
     let max_instances = u32::try_from(settings.workers * settings.vcon_concurrency * 2).unwrap_or(u32::MAX).max(64);
     Ok(Runtime::new(&RuntimeOptions { cache_dir: Some(settings.component_cache_dir.clone()), max_instances })?)
+}
+
+/// Where components may be loaded from, for the config file at `config_file`.
+#[cfg(feature = "worker")]
+pub fn component_policy(settings: &Settings, config_file: &std::path::Path) -> crate::components::ComponentPolicy {
+    crate::components::ComponentPolicy::new(
+        &settings.component_dirs,
+        &settings.links_dir,
+        config_file,
+        settings.max_component_bytes,
+    )
 }
 
 /// What the processing side started, for the API and for shutdown.
@@ -37,14 +49,15 @@ async fn start_processing(
     broker: Arc<dyn Broker>,
     shutdown: CancellationToken,
 ) -> Result<Processing> {
-    use std::time::Duration;
-
     use conserver_pipeline::{BrokerLinkCache, ProcessOptions, WorkerSettings, Workers};
 
     use crate::control::{ConfigStore, build_snapshot, live_config};
 
-    let runtime = new_runtime(settings)?.with_link_cache(Arc::new(BrokerLinkCache(broker.clone())));
-    let snapshot = build_snapshot(config.clone(), &settings.config_file, &settings.links_dir, runtime.clone())
+    let runtime = new_runtime(settings)?
+        .with_link_cache(Arc::new(BrokerLinkCache(broker.clone())))
+        .with_media_concurrency(config.wasm.media_concurrency());
+    let policy = component_policy(settings, &settings.config_file);
+    let snapshot = build_snapshot(config.clone(), &settings.config_file, &settings.links_dir, &policy, runtime.clone())
         .await
         .map_err(anyhow::Error::msg)?;
     let live = live_config(&config, document, &snapshot);
@@ -53,6 +66,7 @@ async fn start_processing(
     let control = Arc::new(ConfigStore::new(
         settings.config_file.clone(),
         settings.links_dir.clone(),
+        policy,
         runtime.clone(),
         live,
         snapshot_tx,
@@ -97,6 +111,8 @@ async fn start_processing(
 pub async fn serve(settings: Settings) -> Result<()> {
     let shutdown = shutdown::on_signal().context("installing signal handlers")?;
     let egress_format = EgressFormat::parse(settings.egress_format.as_deref()).map_err(anyhow::Error::msg)?;
+    // Refuse an open non-loopback bind before anything else starts.
+    let exposure = http_server::exposure::decide(&settings).await?;
     let config = Config::load(&settings.config_file)?;
     let document = Config::read_document(&settings.config_file)?;
     tracing::info!(config = %settings.config_file.display(), links_dir = %settings.links_dir.display(), "configuration loaded");
@@ -109,6 +125,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
         tokio::spawn(follower.run(shutdown.clone()));
     }
     tokio::spawn(gauges::poll(broker.clone(), processing.lists, shutdown.clone()));
+    let open = settings.api_tokens.is_empty();
     let state = ApiState {
         broker,
         control: processing.control,
@@ -123,17 +140,31 @@ pub async fn serve(settings: Settings) -> Result<()> {
             version: settings.version.clone(),
             git_commit: settings.git_commit.clone(),
             build_time: settings.build_time.clone(),
+            guards: Guards {
+                allow_open: settings.allow_open,
+                allowed_hosts: settings.allowed_hosts.clone(),
+                cors: Cors::from_origins(&settings.cors_origins),
+                public_metrics: settings.public_metrics,
+                max_json_values: settings.max_json_values,
+                max_json_depth: settings.max_json_depth,
+                body_read_timeout_secs: settings.http.body_read_timeout_secs,
+            },
         }),
     };
-    let listener = tokio::net::TcpListener::bind(&settings.bind)
+    let listener = tokio::net::TcpListener::bind(exposure.addresses.as_slice())
         .await
-        .with_context(|| format!("binding {} (set CONSERVER_BIND or --bind to a free address)", settings.bind))?;
-    tracing::info!(bind = %settings.bind, "API listening");
-    let api_shutdown = shutdown.clone();
-    axum::serve(listener, conserver_api::router(state))
-        .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-        .await
-        .context("serving the API")?;
+        .with_context(|| format!("binding {} (set CONSERVER_BIND or --bind to a free address)", exposure.shown))?;
+    let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| exposure.shown.clone());
+    tracing::info!(bind = %bound, token = !open, "API listening");
+    http_server::serve(
+        listener,
+        conserver_api::router(state),
+        settings.http,
+        shutdown.clone(),
+        Duration::from_secs(settings.shutdown_grace_secs),
+    )
+    .await
+    .context("serving the API")?;
     #[cfg(feature = "worker")]
     processing.workers.join().await;
     tracing::info!("stopped");

@@ -17,7 +17,7 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
 use crate::error::SqliteContext;
-use crate::{Broker, BrokerError, Popped, Popper, Result, Ttl, dlq_list, processing_list};
+use crate::{Broker, BrokerError, CacheWrite, Popped, Popper, Result, Ttl, dlq_list, processing_list};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS list_items (
@@ -45,11 +45,6 @@ CREATE TABLE IF NOT EXISTS party_index (
 CREATE TABLE IF NOT EXISTS party_terms (
     term       TEXT PRIMARY KEY,
     expires_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS link_cache (
-    key        TEXT PRIMARY KEY,
-    value      BLOB NOT NULL,
-    expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dlq_reasons (
     list   TEXT NOT NULL,
@@ -83,6 +78,11 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Seconds since the epoch (the link cache's clock).
+fn now_unsigned() -> u64 {
+    u64::try_from(now_secs()).unwrap_or(0)
+}
+
 /// A time to live in seconds, clamped to [`crate::MAX_TTL_SECS`].
 fn secs(value: u64) -> i64 {
     crate::clamped_ttl(value)
@@ -102,6 +102,7 @@ impl EmbeddedBroker {
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.op("open")?;
         sqlx::raw_sql(SCHEMA).execute(&writer).await.op("create schema")?;
+        sqlx::raw_sql(crate::link_cache::sqlite::SCHEMA).execute(&writer).await.op("create link cache schema")?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -363,43 +364,24 @@ impl Broker for EmbeddedBroker {
         Ok(returned)
     }
 
-    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        sqlx::query_scalar("SELECT value FROM link_cache WHERE key = ?1 AND expires_at > ?2")
-            .bind(key)
-            .bind(now_secs())
-            .fetch_optional(&self.reader)
-            .await
-            .op("get cache entry")
+    async fn cache_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        crate::link_cache::sqlite::get(&self.reader, namespace, key, now_unsigned()).await
     }
 
-    async fn cache_set(&self, key: &str, value: &[u8], ttl_secs: u64) -> Result<()> {
-        let now = now_secs();
-        // Expired entries go as new ones arrive, a few at a time.
-        sqlx::query("DELETE FROM link_cache WHERE key IN (SELECT key FROM link_cache WHERE expires_at <= ?1 LIMIT 16)")
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .op("expire cache entries")?;
-        sqlx::query(
-            "INSERT INTO link_cache (key, value, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(now.saturating_add(secs(ttl_secs.max(1))))
-        .execute(&self.writer)
-        .await
-        .op("set cache entry")?;
-        Ok(())
+    async fn cache_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        ttl_secs: u64,
+        quota_bytes: u64,
+    ) -> Result<CacheWrite> {
+        let entry = (namespace, key, value);
+        crate::link_cache::sqlite::set(&self.writer, entry, ttl_secs, quota_bytes, now_unsigned()).await
     }
 
-    async fn cache_delete(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM link_cache WHERE key = ?1")
-            .bind(key)
-            .execute(&self.writer)
-            .await
-            .op("delete cache entry")?;
-        Ok(())
+    async fn cache_delete(&self, namespace: &str, key: &str) -> Result<()> {
+        crate::link_cache::sqlite::delete(&self.writer, namespace, key, now_unsigned()).await
     }
 
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>> {
@@ -531,6 +513,36 @@ impl Broker for EmbeddedBroker {
         put_in(&mut tx, uuid, json, ttl, now).await?;
         tx.commit().await.op("commit store")?;
         Ok(previous)
+    }
+
+    async fn create_vcon(
+        &self,
+        uuid: &str,
+        json: &str,
+        ttl: Ttl,
+        score: f64,
+        terms: &[String],
+        terms_ttl_secs: u64,
+    ) -> Result<Option<String>> {
+        let now = now_secs();
+        // The writer pool has one connection: no other write comes between the
+        // read below and the write after it.
+        let mut tx = self.writer.begin().await.op("begin create")?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+                .bind(uuid)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .op("read existing vcon")?;
+        if existing.is_some() {
+            tx.rollback().await.op("end create")?;
+            return Ok(existing);
+        }
+        index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
+        put_in(&mut tx, uuid, json, ttl, now).await?;
+        tx.commit().await.op("commit create")?;
+        Ok(None)
     }
 
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {

@@ -22,6 +22,9 @@ pub enum BrokerError {
     /// Stored data is not what the broker wrote.
     #[error("broker data is corrupt: {0}")]
     Corrupt(String),
+    /// Concurrent writers kept an atomic step from finishing; a retry may.
+    #[error("{0}")]
+    Contended(String),
 }
 
 impl BrokerError {
@@ -38,6 +41,7 @@ impl BrokerError {
                 matches!(source, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
             }
             Self::Corrupt(_) => false,
+            Self::Contended(_) => true,
         }
     }
 }

@@ -63,11 +63,6 @@ pub fn key_slot(key: &str) -> u16 {
     crc % 16384
 }
 
-/// A link cache entry (`key` is `<link>:<link's key>`).
-pub(crate) fn link_cache_key(key: &str) -> String {
-    format!("conserver:cache:{key}")
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -13,6 +13,7 @@
 mod embedded;
 mod error;
 mod keys;
+mod link_cache;
 mod redis_backend;
 mod redis_conn;
 mod trace_context;
@@ -25,6 +26,7 @@ use conserver_core::DlqReason;
 pub use embedded::EmbeddedBroker;
 pub use error::BrokerError;
 pub use keys::{WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key, processing_list, trace_context_key, vcon_key};
+pub use link_cache::{CACHE_BUCKET_SECS, CACHE_ENTRY_OVERHEAD_BYTES, CACHE_MAX_TTL_SECS, CacheWrite};
 pub use redis_backend::RedisBroker;
 
 /// Result of broker operations.
@@ -145,6 +147,19 @@ pub trait Broker: Send + Sync + 'static {
         terms: &[String],
         terms_ttl_secs: u64,
     ) -> Result<Option<String>>;
+    /// As [`store_vcon`](Broker::store_vcon), but only when no live document
+    /// has this uuid, decided atomically: returns `None` when it stored the
+    /// document, else the document already there (and writes nothing, index
+    /// included).
+    async fn create_vcon(
+        &self,
+        uuid: &str,
+        json: &str,
+        ttl: Ttl,
+        score: f64,
+        terms: &[String],
+        terms_ttl_secs: u64,
+    ) -> Result<Option<String>>;
     /// Remove `uuid` from the vCon list and from the party sets `terms`.
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()>;
     /// Listed uuids, newest first (score descending, ties by uuid descending), with
@@ -156,13 +171,22 @@ pub trait Broker: Send + Sync + 'static {
     /// The uuid of every stored vCon document.
     async fn vcon_uuids(&self) -> Result<Vec<String>>;
 
-    /// Link cache: the value under `key` (already namespaced by link), unless it
-    /// expired or was never set.
-    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Link cache: store `value` under `key` for `ttl_secs` (at least 1).
-    async fn cache_set(&self, key: &str, value: &[u8], ttl_secs: u64) -> Result<()>;
-    /// Link cache: forget `key`.
-    async fn cache_delete(&self, key: &str) -> Result<()>;
+    /// Link cache: the value under `key` in `namespace` (`link:<name>`,
+    /// `tracer:<name>`), unless it expired or was never set.
+    async fn cache_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Link cache: store `value` under `key` in `namespace` for `ttl_secs` (1 s
+    /// to a day), unless the namespace would then count more than `quota_bytes`
+    /// (see `link_cache` for what counts); decided atomically.
+    async fn cache_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        ttl_secs: u64,
+        quota_bytes: u64,
+    ) -> Result<CacheWrite>;
+    /// Link cache: forget `key` in `namespace` (its bytes no longer count).
+    async fn cache_delete(&self, namespace: &str, key: &str) -> Result<()>;
 }
 
 /// Takes uuids from ingress lists into a processing list.

@@ -14,11 +14,10 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInf
 use redis::{AsyncCommands, Value};
 
 use crate::error::RedisContext;
-use crate::keys::link_cache_key;
 use crate::redis_conn::{Batch, Conn, Opener};
 use crate::{
-    Broker, BrokerError, Popped, Popper, Result, Ttl, WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key,
-    processing_list, vcon_key,
+    Broker, BrokerError, CacheWrite, Popped, Popper, Result, Ttl, WORKERS_KEY, dlq_list, dlq_reasons_key,
+    heartbeat_key, processing_list, vcon_key,
 };
 
 /// Longest a popper blocks in one `BLMOVE` before re-checking shutdown.
@@ -217,16 +216,23 @@ impl Broker for RedisBroker {
         Ok(returned)
     }
 
-    async fn cache_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.conn().get(link_cache_key(key)).await.op("GET link cache")
+    async fn cache_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        crate::link_cache::redis::get(&self.conn, namespace, key).await
     }
 
-    async fn cache_set(&self, key: &str, value: &[u8], ttl_secs: u64) -> Result<()> {
-        self.conn().set_ex(link_cache_key(key), value, ttl_secs.max(1)).await.op("SET link cache")
+    async fn cache_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        ttl_secs: u64,
+        quota_bytes: u64,
+    ) -> Result<CacheWrite> {
+        crate::link_cache::redis::set(&self.conn, namespace, key, value, ttl_secs, quota_bytes).await
     }
 
-    async fn cache_delete(&self, key: &str) -> Result<()> {
-        self.conn().del::<_, ()>(link_cache_key(key)).await.op("DEL link cache")
+    async fn cache_delete(&self, namespace: &str, key: &str) -> Result<()> {
+        crate::link_cache::redis::delete(&self.conn, namespace, key).await
     }
 
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>> {
@@ -351,6 +357,40 @@ impl Broker for RedisBroker {
         let replies = batch.run(&self.conn).await.op("store vcon")?;
         let previous = replies.into_iter().next().unwrap_or(Value::Nil);
         redis::from_redis_value(previous).map_err(redis::RedisError::from).op("store vcon reply")
+    }
+
+    async fn create_vcon(
+        &self,
+        uuid: &str,
+        json: &str,
+        ttl: Ttl,
+        score: f64,
+        terms: &[String],
+        terms_ttl_secs: u64,
+    ) -> Result<Option<String>> {
+        // `SET NX` decides; only the writer that created the document indexes
+        // it. An existing document that expires between the `SET` and the
+        // `GET` makes the next round store this one.
+        for _ in 0..3 {
+            let mut set = redis::cmd("SET");
+            set.arg(vcon_key(uuid)).arg(json).arg("NX");
+            if let Ttl::Secs(secs @ 1..) = ttl {
+                set.arg("EX").arg(crate::clamped_ttl(secs));
+            }
+            let created: Option<String> = set.query_async(&mut self.conn()).await.op("SET NX vcon")?;
+            if created.is_some() {
+                let mut batch = Batch::default();
+                self.index_commands(&mut batch, uuid, score, terms, terms_ttl_secs);
+                batch.run(&self.conn).await.op("index vcon")?;
+                return Ok(None);
+            }
+            if let Some(existing) = self.get_vcon(uuid).await? {
+                return Ok(Some(existing));
+            }
+        }
+        Err(BrokerError::Contended(format!(
+            "vcon:{uuid} kept appearing and expiring while it was created; send it again"
+        )))
     }
 
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {

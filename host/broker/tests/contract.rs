@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conserver_broker::{Broker, EmbeddedBroker, Popped, RedisBroker, Ttl, dlq_list, processing_list};
+use conserver_broker::{
+    Broker, CACHE_ENTRY_OVERHEAD_BYTES, CacheWrite, EmbeddedBroker, Popped, RedisBroker, Ttl, dlq_list, processing_list,
+};
 use conserver_core::DlqReason;
 
 fn unique(prefix: &str) -> String {
@@ -228,16 +230,78 @@ async fn stored_documents_are_enumerable(broker: Arc<dyn Broker>) {
 }
 
 async fn link_cache_entries_are_kept_replaced_and_expire(broker: Arc<dyn Broker>) {
-    let key = unique("link:token");
-    assert_eq!(broker.cache_get(&key).await.unwrap(), None);
-    broker.cache_set(&key, b"one", 60).await.unwrap();
-    broker.cache_set(&key, &[0, 159, 146, 150], 60).await.unwrap(); // not UTF-8
-    assert_eq!(broker.cache_get(&key).await.unwrap().as_deref(), Some(&[0, 159, 146, 150][..]));
-    broker.cache_delete(&key).await.unwrap();
-    assert_eq!(broker.cache_get(&key).await.unwrap(), None);
-    broker.cache_set(&key, b"short", 1).await.unwrap();
+    let ns = unique("link:token");
+    let quota = 1 << 20;
+    assert_eq!(broker.cache_get(&ns, "k").await.unwrap(), None);
+    broker.cache_set(&ns, "k", b"one", 60, quota).await.unwrap();
+    broker.cache_set(&ns, "k", &[0, 159, 146, 150], 60, quota).await.unwrap(); // not UTF-8
+    assert_eq!(broker.cache_get(&ns, "k").await.unwrap().as_deref(), Some(&[0, 159, 146, 150][..]));
+    broker.cache_delete(&ns, "k").await.unwrap();
+    assert_eq!(broker.cache_get(&ns, "k").await.unwrap(), None);
+    broker.cache_set(&ns, "k", b"short", 1, quota).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(broker.cache_get(&key).await.unwrap(), None, "expired");
+    assert_eq!(broker.cache_get(&ns, "k").await.unwrap(), None, "expired");
+}
+
+async fn create_vcon_stores_only_when_nothing_is_there(broker: Arc<dyn Broker>) {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let term = unique("tel:+1555");
+    let created = broker.create_vcon(&uuid, r#"{"n":1}"#, Ttl::Secs(60), 10.0, &[term.clone()], 60).await.unwrap();
+    assert_eq!(created, None, "stored");
+    let second = broker.create_vcon(&uuid, r#"{"n":2}"#, Ttl::Secs(60), 20.0, &[unique("tel:+1666")], 60).await;
+    assert_eq!(second.unwrap().as_deref(), Some(r#"{"n":1}"#), "the first document is returned, not replaced");
+    assert_eq!(broker.get_vcon(&uuid).await.unwrap().as_deref(), Some(r#"{"n":1}"#));
+    assert_eq!(broker.search(&[term]).await.unwrap(), [uuid.clone()]);
+    // Concurrent creators: exactly one stores.
+    let racing = uuid::Uuid::new_v4().to_string();
+    let attempts = (0..8).map(|i| {
+        let (broker, racing) = (broker.clone(), racing.clone());
+        tokio::spawn(async move {
+            broker.create_vcon(&racing, &format!("{{\"n\":{i}}}"), Ttl::Secs(60), 1.0, &[], 60).await
+        })
+    });
+    let mut stored = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap().unwrap().is_none() {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 1);
+}
+
+async fn link_cache_namespaces_never_share_an_entry(broker: Arc<dyn Broker>) {
+    // `a` + `x:k` and `a:x` + `k` once mapped to the same stored key.
+    let base = unique("link:a");
+    let (short, long) = (base.clone(), format!("{base}:x"));
+    broker.cache_set(&short, "x:k", b"short's", 60, 1 << 20).await.unwrap();
+    broker.cache_set(&long, "k", b"long's", 60, 1 << 20).await.unwrap();
+    assert_eq!(broker.cache_get(&short, "x:k").await.unwrap().as_deref(), Some(&b"short's"[..]));
+    assert_eq!(broker.cache_get(&long, "k").await.unwrap().as_deref(), Some(&b"long's"[..]));
+    let braces = format!("{base}}}{{%");
+    assert_eq!(broker.cache_get(&braces, "k").await.unwrap(), None);
+}
+
+async fn link_cache_quota_refuses_writes_past_it_and_replacing_gives_bytes_back(broker: Arc<dyn Broker>) {
+    let ns = unique("link:quota");
+    let value = vec![7u8; 1000];
+    let charge = CACHE_ENTRY_OVERHEAD_BYTES + 2 + 1000;
+    let quota = charge * 3;
+    for key in ["k1", "k2", "k3"] {
+        assert!(matches!(broker.cache_set(&ns, key, &value, 600, quota).await.unwrap(), CacheWrite::Stored { .. }));
+    }
+    assert_eq!(
+        broker.cache_set(&ns, "k4", &value, 600, quota).await.unwrap(),
+        CacheWrite::OverQuota { used: quota },
+        "a fourth entry would pass the quota"
+    );
+    assert_eq!(broker.cache_get(&ns, "k4").await.unwrap(), None, "a refused write stores nothing");
+    // Replacing an entry gives back its bytes first; deleting one frees room.
+    assert!(matches!(broker.cache_set(&ns, "k1", &value, 600, quota).await.unwrap(), CacheWrite::Stored { .. }));
+    broker.cache_delete(&ns, "k2").await.unwrap();
+    assert!(matches!(broker.cache_set(&ns, "k4", &value, 600, quota).await.unwrap(), CacheWrite::Stored { .. }));
+    // Another namespace has its own quota.
+    let other = unique("link:other");
+    assert!(matches!(broker.cache_set(&other, "k1", &value, 600, quota).await.unwrap(), CacheWrite::Stored { .. }));
 }
 
 async fn a_dead_workers_items_return_to_the_head_in_order(broker: Arc<dyn Broker>) {
@@ -308,6 +372,9 @@ both_backends!(
     vcons_are_listed_newest_first_and_searched_with_and,
     items_move_between_lists_in_order,
     stored_documents_are_enumerable,
+    create_vcon_stores_only_when_nothing_is_there,
     a_dead_workers_items_return_to_the_head_in_order,
     link_cache_entries_are_kept_replaced_and_expire,
+    link_cache_namespaces_never_share_an_entry,
+    link_cache_quota_refuses_writes_past_it_and_replacing_gives_bytes_back,
 );

@@ -3,8 +3,20 @@
 //! `*.domain` (any subdomain), a name, an IP address or a CIDR block; the port may
 //! be a number, a range `a..b` (end excluded) or `*`, and defaults to the scheme's
 //! well-known port. Paths and a bare `*` are refused.
+//!
+//! A name grants the name, not whatever it resolves to: every address a
+//! connection would use is checked, and an internal one (see [`is_internal`]) is
+//! reached only when an entry for the same scheme and port names that address or a
+//! CIDR block containing it ([`AllowedHost::permits_address`]). So
+//! `http://metadata.internal` alone never reaches 169.254.169.254; an operator who
+//! means an internal service lists its address too, e.g.
+//! `["http://jlinc-server:9090", "http://172.16.0.0/12:9090"]`.
+
+mod address;
 
 use std::net::IpAddr;
+
+pub use address::is_internal;
 
 /// One parsed allow-list entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +92,6 @@ impl AllowedHost {
 
     /// Whether a request to `scheme://host:port` is allowed by this entry.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        let scheme_ok = self.scheme.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(scheme));
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let host_ok = match &self.host {
             HostPattern::Any => true,
@@ -88,24 +99,43 @@ impl AllowedHost {
             HostPattern::Suffix(domain) => host.ends_with(&format!(".{domain}")),
             HostPattern::Cidr(network, bits) => host.parse::<IpAddr>().is_ok_and(|ip| in_cidr(ip, *network, *bits)),
         };
-        let port_ok = match self.ports {
-            PortPattern::Any => true,
-            PortPattern::Range(start, end) => (start..end).contains(&port),
-        };
-        scheme_ok && host_ok && port_ok
+        self.scheme_allows(scheme) && host_ok && self.port_allows(port)
     }
 }
 
 impl AllowedHost {
-    /// Whether this entry deliberately opens `ip`, an internal address that `host`
-    /// resolved to: the entry names that host (or address) exactly, or is a CIDR
-    /// block containing it. Wildcards never open internal addresses.
-    pub fn allows_internal(&self, host: &str, ip: IpAddr) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        match &self.host {
-            HostPattern::Exact(name) => *name == host,
-            HostPattern::Cidr(network, bits) => in_cidr(ip, *network, *bits),
+    /// Whether a connection for `scheme://…:port`, already allowed by name, may use
+    /// address `ip`: a public address always may; an internal one only when one of
+    /// `entries` for that scheme and port names the address itself or a CIDR block
+    /// containing it. Host names and wildcards never grant an internal address.
+    pub fn permits_address(entries: &[Self], scheme: &str, port: u16, ip: IpAddr) -> bool {
+        !is_internal(ip) || entries.iter().any(|entry| entry.grants_address(scheme, port, ip))
+    }
+
+    /// Whether this entry explicitly grants `ip` (by address or CIDR block) for
+    /// `scheme` and `port`. An IPv4-mapped `::ffff:a.b.c.d` is matched as `a.b.c.d`
+    /// too (the same host on a dual-stack socket), so `http://127.0.0.1` covers a
+    /// name that resolves to either spelling.
+    fn grants_address(&self, scheme: &str, port: u16, ip: IpAddr) -> bool {
+        let spellings = [ip, ip.to_canonical()];
+        let address_ok = match &self.host {
+            HostPattern::Exact(literal) => {
+                literal.parse::<IpAddr>().is_ok_and(|named| named.to_canonical() == ip.to_canonical())
+            }
+            HostPattern::Cidr(network, bits) => spellings.iter().any(|ip| in_cidr(*ip, *network, *bits)),
             HostPattern::Any | HostPattern::Suffix(_) => false,
+        };
+        address_ok && self.scheme_allows(scheme) && self.port_allows(port)
+    }
+
+    fn scheme_allows(&self, scheme: &str) -> bool {
+        self.scheme.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(scheme))
+    }
+
+    fn port_allows(&self, port: u16) -> bool {
+        match self.ports {
+            PortPattern::Any => true,
+            PortPattern::Range(start, end) => (start..end).contains(&port),
         }
     }
 }
@@ -204,6 +234,40 @@ mod tests {
         assert!(!allows("http://10.0.0.0/8:*", "http", "11.2.3.4", 9));
         assert!(allows("*://*:*", "https", "anything.example", 1));
         assert!(allows("http://[::1]:8080", "http", "[::1]", 8080));
+    }
+
+    fn permits(entries: &[&str], scheme: &str, port: u16, ip: &str) -> bool {
+        let entries: Vec<AllowedHost> = entries.iter().map(|e| AllowedHost::parse(e).unwrap()).collect();
+        AllowedHost::permits_address(&entries, scheme, port, ip.parse().unwrap())
+    }
+
+    #[test]
+    fn a_host_name_grants_only_public_addresses() {
+        // The name is allowed, but the internal address it resolves to is not.
+        for internal in
+            ["169.254.169.254", "127.0.0.1", "10.0.0.5", "::1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"]
+        {
+            assert!(!permits(&["http://metadata.example"], "http", 80, internal), "{internal}");
+            assert!(!permits(&["http://localhost:8080"], "http", 8080, internal), "{internal}");
+            assert!(!permits(&["*://*:*", "http://*.example"], "http", 80, internal), "{internal}");
+        }
+        assert!(permits(&["https://api.example.com"], "https", 443, "93.184.215.14"));
+        assert!(permits(&["https://api.example.com"], "https", 443, "2606:4700::1111"));
+    }
+
+    #[test]
+    fn an_address_or_cidr_entry_grants_that_internal_range_for_its_scheme_and_port() {
+        let named = ["http://jlinc-server:9090", "http://172.16.0.0/12:9090"];
+        assert!(permits(&named, "http", 9090, "172.18.0.3"));
+        assert!(!permits(&named, "http", 9091, "172.18.0.3"), "another port");
+        assert!(!permits(&named, "https", 9090, "172.18.0.3"), "another scheme");
+        assert!(!permits(&named, "http", 9090, "10.0.0.3"), "outside the block");
+        assert!(permits(&["http://127.0.0.1:8080"], "http", 8080, "127.0.0.1"));
+        assert!(permits(&["http://127.0.0.1:8080"], "http", 8080, "::ffff:127.0.0.1"), "the mapped spelling");
+        assert!(!permits(&["http://127.0.0.1:8080"], "http", 8080, "127.0.0.2"));
+        assert!(!permits(&["http://127.0.0.1:8080"], "http", 8080, "::127.0.0.1"), "a different v6 address");
+        assert!(permits(&["http://[::1]:8080"], "http", 8080, "::1"));
+        assert!(permits(&["*://10.0.0.0/8:*"], "https", 1, "::ffff:10.1.2.3"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::Redactor;
+
 /// A config problem. The message names the file, the key path and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,4 +43,21 @@ pub enum ConfigError {
         /// What is expected.
         problem: String,
     },
+}
+
+impl ConfigError {
+    /// The same error with every substituted value in its text replaced by the
+    /// name of its variable (see [`Redactor`]).
+    pub fn redacted(self, redactor: &Redactor) -> Self {
+        if redactor.is_empty() {
+            return self;
+        }
+        match self {
+            Self::Parse { path, message } => Self::Parse { path, message: redactor.redact(&message) },
+            Self::Invalid { path, key, problem } => {
+                Self::Invalid { path, key: redactor.redact(&key), problem: redactor.redact(&problem) }
+            }
+            other => other,
+        }
+    }
 }

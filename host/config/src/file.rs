@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::allowed_hosts::AllowedHost;
-use crate::substitute::substitute;
-use crate::{ConfigError, LimitsOverride, WasmSection};
+use crate::substitute::substitute_redacting;
+use crate::{ConfigError, LimitsOverride, Redactor, WasmSection};
 
 /// The whole config file. Unknown top-level keys are ignored with a warning, as the
 /// Python conserver ignores them.
@@ -254,10 +254,26 @@ impl Config {
         Self::parse_with_env(text, path, &|name| std::env::var(name).ok())
     }
 
-    /// [`Config::parse`] with a given environment.
+    /// [`Config::parse`] with a given environment. Errors never show a value
+    /// substituted from the environment or a file (see [`Redactor`]).
     pub fn parse_with_env(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let text = substitute(text, path, env)?;
-        let text = text.as_str();
+        let (text, redactor) = substitute_redacting(text, path, env)?;
+        Self::parse_substituted(&text, path).map_err(|e| e.redacted(&redactor))
+    }
+
+    /// What substituting the environment into `document` (a config as JSON)
+    /// inserts, to remove from messages about it (a loaded component's or a
+    /// storage's errors). Empty when the document cannot be substituted.
+    pub fn redactor_for_document(document: &serde_json::Value) -> Redactor {
+        let env = |name: &str| std::env::var(name).ok();
+        serde_yaml_ng::to_string(document)
+            .ok()
+            .and_then(|text| substitute_redacting(&text, Path::new(""), &env).ok())
+            .map(|(_, redactor)| redactor)
+            .unwrap_or_default()
+    }
+
+    fn parse_substituted(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let parse_error = |message: String| ConfigError::Parse { path: path.to_path_buf(), message };
         // An empty document (or only comments) is an empty config, as in Python.
         let value: Option<serde_yaml_ng::Value> =
@@ -539,6 +555,22 @@ mod feature_tests {
         )
         .unwrap();
         assert_eq!(config.links["t"].options, Some(json!({"tags": ["vip", "x"]})));
+    }
+
+    #[test]
+    fn errors_never_show_substituted_values() {
+        let secret = "tok-3f9a1c-very-secret";
+        for text in [
+            "links: ${TOKEN}\n",
+            "links:\n  w:\n    module: links.x\n    allowed_outbound_hosts: ['${TOKEN}']\n",
+            "links:\n  w:\n    module: links.x\n    secrets: ['${TOKEN}!']\n",
+            "followers:\n  up:\n    url: ${TOKEN}\n    egress_list: o\n    follower_ingress_list: i\n    pulling_interval: 1\n    fetch_vcon_limit: 1\n",
+        ] {
+            let err = parse(text, &[("TOKEN", secret)]).unwrap_err().to_string();
+            assert!(!err.contains("3f9a1c"), "the value leaked: {err}");
+        }
+        let err = parse("links: ${TOKEN}\n", &[("TOKEN", secret)]).unwrap_err().to_string();
+        assert!(err.contains("<value of ${TOKEN}>"), "{err}");
     }
 
     #[test]

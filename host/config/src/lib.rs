@@ -12,8 +12,9 @@ mod limits;
 mod settings;
 mod substitute;
 
-pub use allowed_hosts::AllowedHost;
+pub use allowed_hosts::{AllowedHost, is_internal};
 pub use error::ConfigError;
 pub use file::{ChainDef, ChainStep, Config, FollowerDef, LinkDef, StorageDef, StorageFailure};
 pub use limits::{Limits, LimitsOverride, WasmSection};
-pub use settings::{BrokerChoice, Settings};
+pub use settings::{BrokerChoice, HttpLimits, Settings};
+pub use substitute::{MAX_SECRET_FILE_BYTES, Redactor, read_secret_file};

@@ -14,6 +14,32 @@ pub enum BrokerChoice {
     Embedded(PathBuf),
 }
 
+/// HTTP connection limits (hardening against slow and idle clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `CONSERVER_HTTP_HEADER_READ_TIMEOUT_SECS` (default 30): a request's head
+    /// (request line and headers) must arrive within this long of the server
+    /// starting to wait for it; slower connections are closed.
+    pub header_read_timeout_secs: u64,
+    /// `CONSERVER_HTTP_IDLE_TIMEOUT_SECS` (default 5, as uvicorn's keep-alive): a
+    /// connection with no request in flight that sends nothing for this long is
+    /// closed (new connections that send nothing, idle keep-alive connections).
+    pub idle_timeout_secs: u64,
+    /// `CONSERVER_HTTP_BODY_READ_TIMEOUT_SECS` (default 60): a request body must
+    /// have arrived this long after the server starts reading it, else `408`
+    /// and the connection is closed (a body trickling in would otherwise hold
+    /// its connection, past the idle timeout, for as long as the client likes).
+    pub body_read_timeout_secs: u64,
+    /// `CONSERVER_HTTP_MAX_CONNECTIONS` (default 1024): connections served at once;
+    /// beyond it new connections get `503` and are closed at once. Keep it below
+    /// the process's open-file limit (`ulimit -n`).
+    pub max_connections: usize,
+    /// `CONSERVER_HTTP_MAX_CONNECTIONS_PER_IP` (default 0: no per-address cap):
+    /// connections one client address may hold at once. Leave 0 behind a proxy,
+    /// where every connection comes from the proxy's address.
+    pub max_connections_per_ip: usize,
+}
+
 /// Everything read from the environment at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -23,8 +49,50 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `CONSERVER_CONFIG_FILE`; default `./config.yml`, else `./config.example.yml`.
     pub config_file: PathBuf,
-    /// `CONSERVER_BIND` (default `0.0.0.0:8000`).
-    pub bind: String,
+    /// `CONSERVER_BIND`: the listen address. Unset means `127.0.0.1:8000` when no
+    /// API token is configured (loopback only, with a warning saying how to open
+    /// it), else `0.0.0.0:8000`. A non-loopback address without a token is refused
+    /// at start unless `CONSERVER_ALLOW_OPEN=1`.
+    pub bind: Option<String>,
+    /// `CONSERVER_ALLOW_OPEN` (default off): serve without an API token anyway: bind
+    /// a non-loopback address (unset `CONSERVER_BIND` then means `0.0.0.0:8000`) and
+    /// let `POST /config`, `POST /dlq/reprocess` and `GET /index_vcons` run without
+    /// a token. The old, unsafe behaviour; for trusted networks only.
+    pub allow_open: bool,
+    /// `CONSERVER_CORS_ORIGINS` (default empty: no CORS headers, browsers on other
+    /// origins cannot read answers): origins allowed to call the API from a
+    /// browser, separated by commas or spaces (`https://ui.example.com`); `*`
+    /// allows every origin, as the Python server does.
+    pub cors_origins: Vec<String>,
+    /// `CONSERVER_ALLOWED_HOSTS` (default empty): host names, besides
+    /// `localhost` and IP addresses, that a server without an API token answers
+    /// under (the request's `Host`), separated by commas or spaces
+    /// (`conserver.lan`). Other names get 403: a web page that rebinds a name it
+    /// controls to this server's address (DNS rebinding) is refused.
+    pub allowed_hosts: Vec<String>,
+    /// `CONSERVER_PUBLIC_METRICS` (default off): serve `/metrics` and
+    /// `/stats/queue` without the API token when one is configured (for
+    /// scrapers and autoscalers that cannot send it). Without a token they are
+    /// public anyway.
+    pub public_metrics: bool,
+    /// `CONSERVER_COMPONENT_DIRS`: the only directories link and tracer components
+    /// are loaded from, separated by `:`. Default (empty here): the links
+    /// directory and the config file's directory. Every component path is
+    /// canonicalised (symlinks resolved) and must be a regular file under one.
+    pub component_dirs: Vec<PathBuf>,
+    /// `CONSERVER_MAX_COMPONENT_BYTES` (default 256 MiB): larger component files
+    /// are refused before they are read.
+    pub max_component_bytes: u64,
+    /// `CONSERVER_MAX_JSON_VALUES` (default 1000000): JSON request bodies with more
+    /// values (array elements and object members, counted by a scan before
+    /// parsing) get 413, which bounds the memory a parse can take.
+    pub max_json_values: usize,
+    /// `CONSERVER_MAX_JSON_DEPTH` (default 64, the default of a link's
+    /// `limits.output_depth`, so any link may return what the API accepted):
+    /// JSON request bodies nested deeper get 413.
+    pub max_json_depth: usize,
+    /// How HTTP connections are served (timeouts and connection caps).
+    pub http: HttpLimits,
     /// Tokens from `CONSERVER_API_TOKEN` and the lines of `CONSERVER_API_TOKEN_FILE`;
     /// empty means the API is open.
     pub api_tokens: Vec<String>,
@@ -112,7 +180,30 @@ impl Settings {
             broker,
             data_dir,
             config_file,
-            bind: get("CONSERVER_BIND").unwrap_or_else(|| "0.0.0.0:8000".into()),
+            bind: get("CONSERVER_BIND"),
+            allow_open: flag(&get, "CONSERVER_ALLOW_OPEN"),
+            cors_origins: get("CONSERVER_CORS_ORIGINS")
+                .map(|v| v.split([',', ' ']).map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
+            allowed_hosts: get("CONSERVER_ALLOWED_HOSTS")
+                .map(|v| {
+                    v.split([',', ' ']).map(str::trim).filter(|h| !h.is_empty()).map(str::to_ascii_lowercase).collect()
+                })
+                .unwrap_or_default(),
+            public_metrics: flag(&get, "CONSERVER_PUBLIC_METRICS"),
+            component_dirs: get("CONSERVER_COMPONENT_DIRS")
+                .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+                .unwrap_or_default(),
+            max_component_bytes: number(&get, "CONSERVER_MAX_COMPONENT_BYTES", 256 * 1024 * 1024)?,
+            max_json_values: number(&get, "CONSERVER_MAX_JSON_VALUES", 1_000_000)?.max(1),
+            max_json_depth: number(&get, "CONSERVER_MAX_JSON_DEPTH", 64)?.max(1),
+            http: HttpLimits {
+                header_read_timeout_secs: number(&get, "CONSERVER_HTTP_HEADER_READ_TIMEOUT_SECS", 30)?.max(1),
+                idle_timeout_secs: number(&get, "CONSERVER_HTTP_IDLE_TIMEOUT_SECS", 5)?.max(1),
+                body_read_timeout_secs: number(&get, "CONSERVER_HTTP_BODY_READ_TIMEOUT_SECS", 60)?.max(1),
+                max_connections: number(&get, "CONSERVER_HTTP_MAX_CONNECTIONS", 1024)?.max(1),
+                max_connections_per_ip: number(&get, "CONSERVER_HTTP_MAX_CONNECTIONS_PER_IP", 0)?,
+            },
             api_tokens,
             api_header: get("CONSERVER_HEADER_NAME").unwrap_or_else(|| "x-conserver-api-token".into()),
             api_root_path: lookup("API_ROOT_PATH").unwrap_or_else(|| "/api".into()),
@@ -134,6 +225,11 @@ impl Settings {
             build_time: get("VCON_SERVER_BUILD_TIME").unwrap_or_else(|| "unknown".into()),
         })
     }
+}
+
+/// An on/off variable: `1`, `true`, `yes` or `on` (any case) are on.
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &str) -> bool {
+    get(name).is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }
 
 fn number<T: std::str::FromStr>(
@@ -170,6 +266,36 @@ mod tests {
         assert_eq!((s.workers, s.vcon_concurrency, s.parallel_storage), (1, 1, true));
         assert_eq!((s.vcon_expiry_secs, s.dlq_expiry_secs), (3600, 604_800));
         assert!(s.api_tokens.is_empty());
+    }
+
+    #[test]
+    fn safe_defaults_for_exposure_and_serving() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bind, None);
+        assert!(!s.allow_open && !s.public_metrics);
+        assert!(s.cors_origins.is_empty() && s.component_dirs.is_empty() && s.allowed_hosts.is_empty());
+        assert_eq!((s.max_component_bytes, s.max_json_values, s.max_json_depth), (256 << 20, 1_000_000, 64));
+        assert_eq!(
+            s.http,
+            HttpLimits {
+                header_read_timeout_secs: 30,
+                idle_timeout_secs: 5,
+                body_read_timeout_secs: 60,
+                max_connections: 1024,
+                max_connections_per_ip: 0
+            }
+        );
+        let s = settings(&[
+            ("CONSERVER_ALLOW_OPEN", "1"),
+            ("CONSERVER_CORS_ORIGINS", "https://a.example, https://b.example"),
+            ("CONSERVER_COMPONENT_DIRS", "/opt/links:/srv/more"),
+            ("CONSERVER_HTTP_MAX_CONNECTIONS", "8"),
+        ])
+        .unwrap();
+        assert!(s.allow_open);
+        assert_eq!(s.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(s.component_dirs, [PathBuf::from("/opt/links"), PathBuf::from("/srv/more")]);
+        assert_eq!(s.http.max_connections, 8);
     }
 
     #[test]

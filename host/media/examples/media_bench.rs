@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use conserver_media::resample::Resampler;
-use conserver_media::{ChunkRequest, Decoder, SilenceRule, chunks};
+use conserver_media::{Bounds, ChunkRequest, Decoder, SilenceRule, chunks};
 
 fn extension(path: &str) -> Option<&str> {
     path.rsplit_once('.').map(|(_, ext)| ext)
@@ -74,7 +74,7 @@ fn main() {
                 ChunkRequest { max_chunk_secs: max, sample_rate: 16_000, silence: Some(SilenceRule::default()) };
             let started = Instant::now();
             let (mut count, mut wav_bytes) = (0, 0usize);
-            for chunk in chunks(bytes.clone(), ext, &request).unwrap() {
+            for chunk in chunks(bytes.clone(), ext, &request, &Bounds::unbounded()).unwrap() {
                 let chunk = chunk.unwrap();
                 count += 1;
                 wav_bytes += chunk.wav.len();

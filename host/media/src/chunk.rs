@@ -1,16 +1,18 @@
 //! Long recordings in upload-sized pieces: where to cut (a first decoding pass
 //! that keeps only a loudness profile, 4 bytes per millisecond), then a second
 //! pass that downmixes, resamples and encodes one chunk at a time, so memory
-//! stays at the profile plus one chunk whatever the recording's length.
+//! stays at the profile plus one chunk whatever the recording's length. Both
+//! passes decode under the call's [`Bounds`] (deadline, cancellation, longest
+//! audio), which also refuse a container announcing too long a recording up front.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::MediaError;
 use crate::decode::Decoder;
 use crate::encode::wav_pcm16;
 use crate::resample::Resampler;
 use crate::silence::{Loudness, SilenceRule, nonsilent_ranges, split_points};
+use crate::{Bounds, MediaError};
 
 /// The largest chunk the host produces (a 480 s chunk at 16 kHz is 15.4 MB).
 pub const MAX_CHUNK_BYTES: u64 = 128 * 1024 * 1024;
@@ -61,14 +63,17 @@ pub struct Chunk {
     pub wav: Vec<u8>,
 }
 
-/// The cut points (ms) and the duration (ms) of `bytes` under `request`.
+/// The cut points (ms) and the duration (ms) of `bytes` under `request`,
+/// decoding under `bounds`.
 pub fn plan_cuts(
     bytes: &Arc<[u8]>,
     extension: Option<&str>,
     request: &ChunkRequest,
+    bounds: &Bounds,
 ) -> Result<(Vec<u64>, u64), MediaError> {
     request.validate()?;
-    let mut decoder = Decoder::open(bytes.clone(), extension)?;
+    let mut decoder = Decoder::open(bytes.clone(), extension)?.bounded(bounds);
+    decoder.check_announced_length()?;
     let max_ms = u64::from(request.max_chunk_secs) * 1000;
     let Some(rule) = request.silence else {
         let frames = decoder.total_frames()?;
@@ -102,14 +107,17 @@ pub struct Chunks {
 }
 
 impl Chunks {
-    /// Chunks of `bytes` cut at `cuts` (ms, increasing, e.g. from [`plan_cuts`]).
+    /// Chunks of `bytes` cut at `cuts` (ms, increasing, e.g. from [`plan_cuts`]),
+    /// decoded under `bounds`.
     pub fn new(
         bytes: Arc<[u8]>,
         extension: Option<&str>,
         cuts: Vec<u64>,
         sample_rate: u32,
+        bounds: &Bounds,
     ) -> Result<Self, MediaError> {
-        let decoder = Decoder::open(bytes, extension)?;
+        let decoder = Decoder::open(bytes, extension)?.bounded(bounds);
+        decoder.check_announced_length()?;
         let resampler = Some(Resampler::new(decoder.sample_rate, sample_rate)?);
         Ok(Self {
             decoder,
@@ -191,7 +199,12 @@ impl Iterator for Chunks {
 }
 
 /// Plan the cuts of `bytes` and return its chunks (see [`plan_cuts`], [`Chunks`]).
-pub fn chunks(bytes: Arc<[u8]>, extension: Option<&str>, request: &ChunkRequest) -> Result<Chunks, MediaError> {
-    let (cuts, _) = plan_cuts(&bytes, extension, request)?;
-    Chunks::new(bytes, extension, cuts, request.sample_rate)
+pub fn chunks(
+    bytes: Arc<[u8]>,
+    extension: Option<&str>,
+    request: &ChunkRequest,
+    bounds: &Bounds,
+) -> Result<Chunks, MediaError> {
+    let (cuts, _) = plan_cuts(&bytes, extension, request, bounds)?;
+    Chunks::new(bytes, extension, cuts, request.sample_rate, bounds)
 }

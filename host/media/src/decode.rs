@@ -3,7 +3,9 @@
 //! `f32` samples (full scale ±1.0) so callers can measure, downmix and resample
 //! without ever holding the whole recording. [`probe`] reads format, codec,
 //! rate, channels and duration (from the container's frame count, or by decoding
-//! when the container does not say).
+//! when the container does not say). A decoder given [`Bounds`] checks them
+//! before every packet and stops with [`MediaError::Stopped`] or
+//! [`MediaError::TooLong`].
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -16,8 +18,8 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use crate::MediaError;
 use crate::gsm::GsmWav;
+use crate::{Bounds, MediaError};
 
 /// What [`probe`] finds.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +80,8 @@ pub struct Decoder {
     pub bits_per_sample: u32,
     /// Frames the container announces, if it does.
     pub announced_frames: Option<u64>,
+    bounds: Bounds,
+    decoded_frames: u64,
 }
 
 /// The container, from its magic bytes (symphonia's readers do not name
@@ -131,6 +135,8 @@ impl Decoder {
                 bits_per_sample: 16,
                 announced_frames: Some(gsm.frames()),
                 source: Source::Gsm(Box::new(gsm)),
+                bounds: Bounds::unbounded(),
+                decoded_frames: 0,
             });
         }
         let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes.clone())), Default::default());
@@ -174,7 +180,25 @@ impl Decoder {
             sample_rate,
             channels,
             bits_per_sample,
+            bounds: Bounds::unbounded(),
+            decoded_frames: 0,
         })
+    }
+
+    /// This decoder, checking `bounds` before every packet.
+    #[must_use]
+    pub fn bounded(mut self, bounds: &Bounds) -> Self {
+        self.bounds = bounds.clone();
+        self
+    }
+
+    /// Fail now if the container announces more audio than the bounds let one
+    /// pass decode (before decoding any of it).
+    pub fn check_announced_length(&self) -> Result<(), MediaError> {
+        match self.announced_frames {
+            Some(frames) => self.bounds.check_frames(frames, self.sample_rate),
+            None => Ok(()),
+        }
     }
 
     /// Frames in the stream: the container's count, else counted by decoding to
@@ -192,25 +216,48 @@ impl Decoder {
 
     /// The next block of interleaved samples, `None` at the end. A damaged packet
     /// is skipped, as players do; a stream that yields nothing at all is corrupt.
+    /// With bounds, a packet past the deadline or the length limit is an error.
     pub fn next_block(&mut self) -> Result<Option<Block<'_>>, MediaError> {
-        match &mut self.source {
-            Source::Gsm(gsm) => Ok(gsm.next_block().map(|samples| Block { samples, channels: 1 })),
+        self.bounds.check()?;
+        let block = match &mut self.source {
+            Source::Gsm(gsm) => gsm.next_block().map(|samples| Block { samples, channels: 1 }),
             Source::Symphonia(track) => {
-                let Some(channels) = track.decode_next_packet()? else {
+                let Some(channels) =
+                    track.decode_next_packet(&self.bounds, &mut self.decoded_frames, self.sample_rate)?
+                else {
                     return Ok(None);
                 };
                 self.channels = channels;
-                Ok(track.buffer.as_ref().map(|buffer| Block { samples: buffer.samples(), channels }))
+                track.buffer.as_ref().map(|buffer| Block { samples: buffer.samples(), channels })
             }
+        };
+        if let Some(block) = &block {
+            self.decoded_frames += (block.samples.len() / usize::from(block.channels.max(1))) as u64;
+            self.bounds.check_frames(self.decoded_frames, self.sample_rate)?;
         }
+        Ok(block)
     }
 }
 
 impl SymphoniaTrack {
     /// Decode the next packet of the track into the buffer; its channel count,
-    /// `None` at the end.
-    fn decode_next_packet(&mut self) -> Result<Option<u16>, MediaError> {
+    /// `None` at the end. Packets skipped on the way (other tracks, damaged or
+    /// empty ones) are each checked against `bounds` and their length counted in
+    /// `decoded_frames`, so a file made only of skipped packets still stops at
+    /// the deadline and the length limit.
+    fn decode_next_packet(
+        &mut self,
+        bounds: &Bounds,
+        decoded_frames: &mut u64,
+        sample_rate: u32,
+    ) -> Result<Option<u16>, MediaError> {
+        let mut first = true;
         loop {
+            if !first {
+                bounds.check()?;
+                bounds.check_frames(*decoded_frames, sample_rate)?;
+            }
+            first = false;
             let packet = match self.format.next_packet() {
                 Ok(packet) => packet,
                 Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -222,10 +269,14 @@ impl SymphoniaTrack {
             }
             let decoded = match self.decoder.decode(&packet) {
                 Ok(decoded) => decoded,
-                Err(SymphoniaError::DecodeError(_)) => continue,
+                Err(SymphoniaError::DecodeError(_)) => {
+                    *decoded_frames = decoded_frames.saturating_add(packet.dur());
+                    continue;
+                }
                 Err(e) => return Err(unsupported_or_corrupt(e, "decoding")),
             };
             if decoded.frames() == 0 {
+                *decoded_frames = decoded_frames.saturating_add(packet.dur());
                 continue;
             }
             let spec = *decoded.spec();
@@ -241,9 +292,10 @@ impl SymphoniaTrack {
     }
 }
 
-/// Probe `bytes`: container, codec, rate, channels and duration.
-pub fn probe(bytes: Arc<[u8]>, extension: Option<&str>) -> Result<ProbeInfo, MediaError> {
-    let mut decoder = Decoder::open(bytes, extension)?;
+/// Probe `bytes`: container, codec, rate, channels and duration (decoding, under
+/// `bounds`, only when the container does not give the length).
+pub fn probe(bytes: Arc<[u8]>, extension: Option<&str>, bounds: &Bounds) -> Result<ProbeInfo, MediaError> {
+    let mut decoder = Decoder::open(bytes, extension)?.bounded(bounds);
     let frames = decoder.total_frames()?;
     if decoder.channels == 0 {
         // Containers that announce no layout learn it from the first packet.

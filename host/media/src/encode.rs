@@ -29,6 +29,7 @@ pub fn wav_pcm16(samples: &[f32], rate: u32) -> Vec<u8> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::Bounds;
     use crate::decode::probe;
 
     #[test]
@@ -36,7 +37,7 @@ mod tests {
         let samples: Vec<f32> = (0..16_000).map(|i| ((i % 100) as f32 / 50.0) - 1.0).collect();
         let wav = wav_pcm16(&samples, 16_000);
         assert_eq!(wav.len(), 44 + 32_000);
-        let info = probe(wav.clone().into(), Some("wav")).unwrap();
+        let info = probe(wav.clone().into(), Some("wav"), &Bounds::unbounded()).unwrap();
         assert_eq!((info.format.as_str(), info.sample_rate, info.channels, info.frames), ("wav", 16_000, 1, 16_000));
         assert_eq!(info.duration_secs, 1.0);
         let mut decoder = crate::decode::Decoder::open(wav.into(), None).unwrap();

@@ -42,4 +42,15 @@ pub enum MediaError {
     /// A request the caller should not have made (zero rate, zero chunk length…).
     #[error("invalid media request: {0}")]
     InvalidRequest(String),
+    /// Decoding stopped before the end: the call's deadline passed or it ended.
+    #[error("media decoding stopped: {0}")]
+    Stopped(String),
+    /// More audio than one decoding pass may produce.
+    #[error(
+        "the recording is longer than the {limit_secs} s of audio the host decodes for this link (raise `limits.media_decode_secs` if it legitimately needs more)"
+    )]
+    TooLong {
+        /// The limit, in seconds of audio.
+        limit_secs: u64,
+    },
 }

@@ -4,8 +4,10 @@
 //! which symphonia lacks ([`decode`]),
 //! resampling ([`resample`]), WAV encoding ([`encode`]), the Python conserver's
 //! silence rule ([`silence`]) and chunking long recordings with bounded memory
-//! ([`chunk`]).
+//! ([`chunk`]), all under the [`Bounds`] of the call ([`bounds`]). [`synth`]
+//! makes hostile recordings for tests.
 
+pub mod bounds;
 pub mod chunk;
 pub mod decode;
 pub mod encode;
@@ -14,7 +16,9 @@ mod gsm;
 pub mod resample;
 pub mod silence;
 pub mod source;
+pub mod synth;
 
+pub use bounds::Bounds;
 pub use chunk::{Chunk, ChunkRequest, Chunks, chunks, plan_cuts};
 pub use decode::{Block, Decoder, ProbeInfo, probe};
 pub use error::MediaError;

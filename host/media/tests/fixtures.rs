@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use conserver_media::{MediaError, MediaLocation, locate, probe, verify};
+use conserver_media::{Bounds, MediaError, MediaLocation, locate, probe, verify};
 
 /// What one corpus offers the audio checks, by file name under its directories.
 struct AudioCorpus {
@@ -97,7 +97,7 @@ fn every_mp3_probes_decodes_and_resamples_as_ffmpeg_does() {
         for (name, rate, channels) in &corpus.mp3s {
             let path = corpus.recording(name);
             let label = format!("{} corpus, {name}", corpus.name);
-            let info = probe(bytes_of(&path), Some("mp3")).unwrap();
+            let info = probe(bytes_of(&path), Some("mp3"), &Bounds::unbounded()).unwrap();
             assert_eq!((info.format.as_str(), info.codec.as_str()), ("mp3", "mp3"), "{label}");
             assert_eq!((info.sample_rate, info.channels), (*rate, *channels), "{label}");
 
@@ -166,7 +166,7 @@ fn inline_bodies_decode_by_their_encoding() {
         if let Some(file) = file {
             assert_eq!(mp3, bytes_of(&corpus.recording(file)).to_vec(), "{} corpus, {name}", corpus.name);
         }
-        let info = probe(mp3.into(), None).unwrap();
+        let info = probe(mp3.into(), None, &Bounds::unbounded()).unwrap();
         assert_eq!(info.codec, "mp3");
         let said = dialog["duration"].as_f64().unwrap();
         assert!((info.duration_secs - said).abs() < 0.2, "{name}: the dialog says {said} s: {}", info.duration_secs);
@@ -178,7 +178,7 @@ fn inline_bodies_decode_by_their_encoding() {
 }
 
 fn gsm_decodes_as_ffmpeg_does(path: &Path, seconds: f64) {
-    let info = probe(bytes_of(path), Some("wav")).unwrap();
+    let info = probe(bytes_of(path), Some("wav"), &Bounds::unbounded()).unwrap();
     assert_eq!(
         (info.format.as_str(), info.codec.as_str(), info.sample_rate, info.channels),
         ("wav", "gsm_ms", 8000, 1),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::*;
 use conserver_media::silence::{Loudness, nonsilent_ranges};
-use conserver_media::{ChunkRequest, Decoder, MediaError, SilenceRule, chunks, plan_cuts, probe};
+use conserver_media::{Bounds, ChunkRequest, Decoder, MediaError, SilenceRule, chunks, plan_cuts, probe};
 
 fn read(path: &Path) -> Arc<[u8]> {
     std::fs::read(path).unwrap().into()
@@ -69,7 +69,7 @@ fn every_promised_format_probes_and_decodes_like_ffmpeg() {
         args.push(target.to_str().unwrap());
         tool("ffmpeg", &args);
         let extension = name.rsplit('.').next();
-        let info = probe(read(&target), extension).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let info = probe(read(&target), extension, &Bounds::unbounded()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!((info.codec.as_str(), info.sample_rate, info.channels), (codec, rate, channels), "{name}");
         let theirs = ffmpeg_16k_mono(&target);
         let ours = decode_16k(read(&target), extension);
@@ -122,7 +122,7 @@ fn silences_are_found_where_they_were_put_and_the_cuts_land_in_them() {
     // Chunks of about the first gap's middle: the cut lands inside the gap.
     let max_secs = ((gap1.0 + gap1.1) / 2000.0).round() as u32;
     let request = ChunkRequest { max_chunk_secs: max_secs, sample_rate: 16_000, silence: Some(SilenceRule::default()) };
-    let (cuts, duration) = plan_cuts(&read(&joined), Some("wav"), &request).unwrap();
+    let (cuts, duration) = plan_cuts(&read(&joined), Some("wav"), &request, &Bounds::unbounded()).unwrap();
     assert_eq!(duration, len);
     assert!(!cuts.is_empty());
     assert!((gap1.0..gap1.1).contains(&(cuts[0] as f64)), "cut {} outside the gap {gap1:?}", cuts[0]);
@@ -133,7 +133,8 @@ fn silences_are_found_where_they_were_put_and_the_cuts_land_in_them() {
     }
 
     // The chunks cover the recording without gaps or overlaps, each at most the maximum.
-    let produced: Vec<_> = chunks(read(&joined), Some("wav"), &request).unwrap().map(Result::unwrap).collect();
+    let produced: Vec<_> =
+        chunks(read(&joined), Some("wav"), &request, &Bounds::unbounded()).unwrap().map(Result::unwrap).collect();
     assert_eq!(produced.len(), cuts.len() + 1);
     let mut expected_start = 0;
     let mut total = 0;
@@ -154,8 +155,10 @@ fn fixed_cuts_without_silence_detection() {
     let tone = dir.path().join("tone.wav");
     tool("sox", &["-n", "-r", "8000", "-c", "1", "-b", "16", tone.to_str().unwrap(), "synth", "12", "sine", "440"]);
     let request = ChunkRequest { max_chunk_secs: 5, sample_rate: 16_000, silence: None };
-    let spans: Vec<(u64, u64)> =
-        chunks(read(&tone), None, &request).unwrap().map(|c| c.map(|c| (c.start_ms, c.end_ms)).unwrap()).collect();
+    let spans: Vec<(u64, u64)> = chunks(read(&tone), None, &request, &Bounds::unbounded())
+        .unwrap()
+        .map(|c| c.map(|c| (c.start_ms, c.end_ms)).unwrap())
+        .collect();
     assert_eq!(spans, vec![(0, 5000), (5000, 10_000), (10_000, 12_000)], "links.md §9's time-based example");
 }
 
@@ -165,22 +168,28 @@ fn corrupt_and_unsupported_files_say_what_is_wrong() {
     let source = speech(dir.path(), 0, "Opus is not decoded here.");
     let opus = dir.path().join("speech.ogg");
     tool("ffmpeg", &["-v", "error", "-y", "-i", source.to_str().unwrap(), "-c:a", "libopus", opus.to_str().unwrap()]);
-    let err = probe(read(&opus), Some("ogg")).unwrap_err();
+    let err = probe(read(&opus), Some("ogg"), &Bounds::unbounded()).unwrap_err();
     assert!(matches!(err, MediaError::Unsupported(_)), "opus: {err:?}");
 
     let garbage: Arc<[u8]> =
         (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>().into();
-    let err = probe(garbage, None).unwrap_err();
+    let err = probe(garbage, None, &Bounds::unbounded()).unwrap_err();
     assert!(matches!(err, MediaError::Unsupported(_) | MediaError::Corrupt(_)), "{err:?}");
 
     // A WAV header that promises more than it holds, then noise: decodes what is there.
     let mut truncated = std::fs::read(&source).unwrap();
     truncated.truncate(truncated.len() / 2);
-    let info = probe(truncated.into(), Some("wav"));
+    let info = probe(truncated.into(), Some("wav"), &Bounds::unbounded());
     assert!(info.is_ok() || matches!(info, Err(MediaError::Corrupt(_))), "{info:?}");
 
     let request = ChunkRequest { max_chunk_secs: 0, sample_rate: 16_000, silence: None };
-    assert!(matches!(plan_cuts(&read(&source), None, &request), Err(MediaError::InvalidRequest(_))));
+    assert!(matches!(
+        plan_cuts(&read(&source), None, &request, &Bounds::unbounded()),
+        Err(MediaError::InvalidRequest(_))
+    ));
     let request = ChunkRequest { max_chunk_secs: 10, sample_rate: 1, silence: None };
-    assert!(matches!(plan_cuts(&read(&source), None, &request), Err(MediaError::InvalidRequest(_))));
+    assert!(matches!(
+        plan_cuts(&read(&source), None, &request, &Bounds::unbounded()),
+        Err(MediaError::InvalidRequest(_))
+    ));
 }

@@ -15,8 +15,9 @@ use crate::bindings::{Link, LinkPre};
 use crate::cache::ComponentCache;
 use crate::grants::Grants;
 use crate::host::{Capabilities, HostState};
-use crate::kv::{LinkCache, MemoryCache};
+use crate::kv::{LinkCache, MemoryCache, Owner, ScopedCache};
 use crate::link::LoadedLink;
+use crate::media_host::{MediaLimits, MediaSlots};
 use crate::tracer::LoadedTracer;
 
 /// How often the epoch ticker advances. Deadlines are measured in these ticks.
@@ -49,6 +50,7 @@ pub struct Runtime {
     linker: Arc<Linker<HostState>>,
     cache: ComponentCache,
     link_cache: Arc<dyn LinkCache>,
+    media: MediaSlots,
     pooling: bool,
 }
 
@@ -72,7 +74,8 @@ impl Runtime {
         Link::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(engine_error)?;
         let cache = ComponentCache::new(options.cache_dir.clone(), &engine);
         let link_cache: Arc<dyn LinkCache> = Arc::new(MemoryCache::default());
-        Ok(Self { engine, linker: Arc::new(linker), cache, link_cache, pooling })
+        let media = MediaSlots::new(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+        Ok(Self { engine, linker: Arc::new(linker), cache, link_cache, media, pooling })
     }
 
     /// Keep links' `cache` entries in `cache` (shared by every worker) instead of
@@ -81,6 +84,21 @@ impl Runtime {
     pub fn with_link_cache(mut self, cache: Arc<dyn LinkCache>) -> Self {
         self.link_cache = cache;
         self
+    }
+
+    /// Let at most `slots` media decoding jobs run at once across every call
+    /// (`wasm.media_concurrency`; the number of CPU cores by default). Affects
+    /// links loaded afterwards.
+    #[must_use]
+    pub fn with_media_concurrency(mut self, slots: usize) -> Self {
+        self.media = MediaSlots::new(slots);
+        self
+    }
+
+    /// Media decoding jobs running now, in this runtime's slots (a job a call
+    /// left behind counts until it has actually stopped).
+    pub fn media_jobs_running(&self) -> usize {
+        self.media.running()
     }
 
     /// Whether the pooling allocator is in use.
@@ -100,7 +118,11 @@ impl Runtime {
         };
         let pre = self.linker.instantiate_pre(&component).map_err(not_a_link)?;
         let pre = LinkPre::new(pre).map_err(not_a_link)?;
-        let capabilities = Capabilities::new(grants, self.link_cache.clone());
+        let capabilities = Capabilities::new(
+            grants,
+            ScopedCache::new(self.link_cache.clone(), Owner::Link, name, &limits),
+            MediaLimits::new(self.media.clone(), &limits),
+        );
         // Only links that import `media` get the vCon copied into their host state.
         let uses_media = component
             .component_type()
@@ -127,7 +149,11 @@ impl Runtime {
         };
         let pre = self.linker.instantiate_pre(&component).map_err(not_a_tracer)?;
         let pre = TracerComponentPre::new(pre).map_err(not_a_tracer)?;
-        let capabilities = Capabilities::new(grants, self.link_cache.clone());
+        let capabilities = Capabilities::new(
+            grants,
+            ScopedCache::new(self.link_cache.clone(), Owner::Tracer, name, &limits),
+            MediaLimits::new(self.media.clone(), &limits),
+        );
         Ok(LoadedTracer::new(name.to_string(), pre, limits, capabilities))
     }
 }

@@ -61,6 +61,23 @@ pub enum Budget {
     OutputBytes,
     /// `limits.output_depth`: the nesting depth of the vCon a link returns.
     OutputDepth,
+    /// `limits.cache_bytes`: the bytes a link keeps in its cache.
+    CacheBytes,
+    /// `limits.media_decode_secs`: the audio decoded from one recording.
+    MediaDecodeSecs,
+    /// `limits.media_bytes`: the recordings one call had the host fetch.
+    MediaBytes,
+    /// `limits.output_values`: the JSON values in the vCon a link returns.
+    OutputValues,
+    /// `limits.host_resources`: the resources a call holds in its host table.
+    HostResources,
+    /// `limits.host_resource_bytes`: the bytes a call holds on the host side.
+    HostResourceBytes,
+    /// `limits.log_lines`: the log lines a call writes (lines past it are
+    /// dropped; the call does not fail).
+    LogLines,
+    /// `limits.log_bytes`: the bytes of log text a call writes (as `LogLines`).
+    LogBytes,
 }
 
 impl Budget {
@@ -69,6 +86,14 @@ impl Budget {
         match self {
             Self::OutputBytes => "output_bytes",
             Self::OutputDepth => "output_depth",
+            Self::CacheBytes => "cache_bytes",
+            Self::MediaDecodeSecs => "media_decode_secs",
+            Self::MediaBytes => "media_bytes",
+            Self::OutputValues => "output_values",
+            Self::HostResources => "host_resources",
+            Self::HostResourceBytes => "host_resource_bytes",
+            Self::LogLines => "log_lines",
+            Self::LogBytes => "log_bytes",
         }
     }
 
@@ -77,6 +102,14 @@ impl Budget {
         match self {
             Self::OutputBytes => "bytes",
             Self::OutputDepth => "levels",
+            Self::CacheBytes => "bytes",
+            Self::MediaDecodeSecs => "seconds of audio",
+            Self::MediaBytes => "bytes",
+            Self::OutputValues => "values",
+            Self::HostResources => "resources",
+            Self::HostResourceBytes => "bytes",
+            Self::LogLines => "lines",
+            Self::LogBytes => "bytes",
         }
     }
 }

@@ -90,10 +90,11 @@ fn read_secret(name: &str, env: &impl Fn(&str) -> Option<String>) -> Option<Stri
         return Some(value);
     }
     let path = env(&format!("{name}_FILE"))?;
-    match std::fs::read_to_string(&path) {
+    // Only small regular files: a FIFO would hang the loader, /dev/zero fill memory.
+    match conserver_config::read_secret_file(std::path::Path::new(&path)) {
         Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_string()),
-        Err(error) => {
-            tracing::warn!(secret = name, file = %path, %error, "cannot read the secret's file");
+        Err(problem) => {
+            tracing::warn!(secret = name, "the file {name}_FILE names {problem}; the secret is not granted");
             None
         }
     }
@@ -171,5 +172,26 @@ mod tests {
         assert_eq!(grants.secrets["CONSERVER_TEST_GRANT_B"].as_deref(), Some("from-file"));
         assert_eq!(grants.secrets["CONSERVER_TEST_GRANT_C"], None);
         assert_eq!(scrub("x from-env y from-file", &grants.scrub_list()), "x [redacted] y [redacted]");
+    }
+
+    #[test]
+    fn secret_files_are_small_regular_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; conserver_config::MAX_SECRET_FILE_BYTES as usize + 1]).unwrap();
+        let dir_path = dir.path().display().to_string();
+        let big_path = big.display().to_string();
+        let env = |name: &str| match name {
+            // A device would never end; a FIFO would block the loader for ever.
+            "CONSERVER_TEST_GRANT_ZERO_FILE" => Some("/dev/zero".to_string()),
+            "CONSERVER_TEST_GRANT_DIR_FILE" => Some(dir_path.clone()),
+            "CONSERVER_TEST_GRANT_BIG_FILE" => Some(big_path.clone()),
+            _ => None,
+        };
+        let names: Vec<String> = ["ZERO", "DIR", "BIG"].iter().map(|n| format!("CONSERVER_TEST_GRANT_{n}")).collect();
+        let grants = Grants::with_environment(Vec::new(), &names, env);
+        for name in &names {
+            assert_eq!(grants.secrets[name], None, "{name}");
+        }
     }
 }

@@ -1,13 +1,15 @@
 //! Per-call host state: an empty WASI context (no files, env, args or sockets;
-//! stderr captured into a bounded buffer), the memory limiter, the `log` import
-//! with its per-call budget, and the capabilities the link was granted: outbound
-//! HTTP through [`OutboundHttp`], its secrets, its namespace of the cache, and the
-//! media of the vCon being processed (`media_host`).
+//! stderr captured into a bounded buffer), the memory limiter, the budgets on
+//! host resources (`resources`) and on the log (`call_log`), the `log` import,
+//! and the capabilities the link was granted: outbound HTTP through
+//! [`OutboundHttp`], its secrets, its namespace of the cache, and the media of
+//! the vCon being processed (`media_host`). Text the link controls is bounded
+//! and escaped (`link_text`) before it reaches a log line or a failure reason.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use conserver_config::AllowedHost;
+use conserver_config::{AllowedHost, Limits};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -17,10 +19,14 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::vcon::conserver0_1_0::cache::Host as CacheHost;
 use crate::bindings::vcon::conserver0_1_0::log::{Host as LogHost, Level};
 use crate::bindings::vcon::conserver0_1_0::secrets::{Host as SecretsHost, SecretError};
+use crate::call_log::{CallLog, host_warn};
+use crate::failure::Budget;
 use crate::grants::{Grants, HttpLimits, scrub};
-use crate::kv::{self, LinkCache};
-use crate::media_host::MediaState;
+use crate::kv::{ScopedCache, SetError};
+use crate::link_text::{self, MAX_TEXT_BYTES};
+use crate::media_host::{MediaLimits, MediaState};
 use crate::outbound_http::OutboundHttp;
+use crate::resources::ResourceBudget;
 
 /// What a loaded link may use, shared by all its calls.
 #[derive(Clone)]
@@ -29,17 +35,21 @@ pub(crate) struct Capabilities {
     pub http: HttpLimits,
     pub secrets: Arc<BTreeMap<String, Option<String>>>,
     pub scrub: Arc<[String]>,
-    pub cache: Arc<dyn LinkCache>,
+    /// Its namespace of the cache, with its quota (`kv`).
+    pub cache: ScopedCache,
+    /// The process's media slots and its decoding limit (`media_host`).
+    pub media: MediaLimits,
 }
 
 impl Capabilities {
-    pub(crate) fn new(grants: &Grants, cache: Arc<dyn LinkCache>) -> Self {
+    pub(crate) fn new(grants: &Grants, cache: ScopedCache, media: MediaLimits) -> Self {
         Self {
             allowed_hosts: grants.allowed_hosts.clone().into(),
             http: grants.http,
             secrets: Arc::new(grants.secrets.clone()),
             scrub: grants.scrub_list(),
             cache,
+            media,
         }
     }
 
@@ -47,14 +57,20 @@ impl Capabilities {
     pub(crate) fn scrubbed(&self, text: &str) -> String {
         scrub(text, &self.scrub)
     }
+
+    /// Link-supplied `text` as it may appear in a log line or failure reason:
+    /// secrets scrubbed, control characters escaped, at most
+    /// [`MAX_TEXT_BYTES`] long. Only a prefix is scrubbed, long enough that no
+    /// secret starting in the part kept can be cut in half by the bound.
+    pub(crate) fn link_text(&self, text: &str) -> String {
+        let longest_secret = self.scrub.first().map_or(0, String::len);
+        let head = link_text::prefix(text, MAX_TEXT_BYTES + longest_secret);
+        link_text::bounded(&scrub(head, &self.scrub), MAX_TEXT_BYTES, text.len() - head.len())
+    }
 }
 
 /// Bytes of guest stderr kept per call (a panic message fits easily).
 const STDERR_CAPACITY: usize = 16 * 1024;
-/// Log lines a single call may write; more are counted and dropped.
-const MAX_LOG_LINES: u32 = 100;
-/// Longest log line kept, in bytes.
-const MAX_LOG_LINE_BYTES: usize = 4 * 1024;
 /// Largest table a guest may grow (elements).
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
@@ -77,56 +93,80 @@ pub(crate) struct HostState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stderr: MemoryOutputPipe,
     pub(crate) labels: CallLabels,
-    log_lines: u32,
+    /// The call's log budget (its own lines and the host's warnings about it).
+    pub(crate) log: CallLog,
+    /// The call's budgets on host resources, checked after every host call.
+    pub(crate) resources: ResourceBudget,
     pub(crate) deadline: std::time::Instant,
     pub(crate) timed_out: bool,
     /// Cache reads that found a value during this call.
     pub(crate) cache_hits: u64,
+    /// A budget a capability breached (`cache_bytes`, `media_decode_secs`): the
+    /// guest was told, and the call fails with it whatever the guest answers.
+    pub(crate) breach: Option<(Budget, u64)>,
 }
 
 impl HostState {
     pub(crate) fn new(
         labels: CallLabels,
-        memory_cap: u64,
+        limits: Limits,
         deadline: std::time::Instant,
         capabilities: Capabilities,
     ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let resources = ResourceBudget::new(&limits);
+        // One request for random bytes is held whole on the host before it is copied.
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).max_random_size(limits.host_resource_bytes).build();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(resources.field_size_limit());
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(resources.table_capacity());
+        let log = CallLog::new(labels.clone(), &limits);
         let hooks = OutboundHttp {
             link: labels.link.clone(),
             allowed: capabilities.allowed_hosts.clone(),
             limits: capabilities.http,
+            log: log.clone(),
         };
         Self {
             wasi,
-            http: WasiHttpCtx::new(),
+            http,
             hooks,
             capabilities,
-            table: ResourceTable::new(),
+            table,
             media: MediaState::default(),
-            limiter: MemoryLimiter { cap: usize::try_from(memory_cap).unwrap_or(usize::MAX), exceeded: false, peak: 0 },
+            limiter: MemoryLimiter {
+                cap: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                exceeded: false,
+                peak: 0,
+            },
             stderr,
             labels,
-            log_lines: 0,
+            log,
+            resources,
             deadline,
             timed_out: false,
             cache_hits: 0,
+            breach: None,
         }
     }
 
-    /// The guest's stderr so far, trimmed, lossily decoded, secrets scrubbed.
+    /// Measure the resources the call holds; past a budget, the error that
+    /// stops it (run after every host call).
+    pub(crate) fn check_resources(&mut self) -> wasmtime::Result<()> {
+        self.resources.check(&mut self.table)
+    }
+
+    /// The guest's stderr so far, trimmed, lossily decoded, secrets scrubbed
+    /// (not yet bounded or escaped: see [`HostState::scrubbed`]).
     pub(crate) fn stderr_text(&self) -> String {
         self.capabilities.scrubbed(String::from_utf8_lossy(&self.stderr.contents()).trim())
     }
 
-    /// `text` without any secret value in it.
+    /// Link-supplied `text` (a refusal, a trap) made fit for a failure reason
+    /// and a log line: secrets scrubbed, control characters escaped, bounded.
     pub(crate) fn scrubbed(&self, text: &str) -> String {
-        self.capabilities.scrubbed(text)
-    }
-
-    fn cache_key(&self, key: &str) -> String {
-        format!("{}:{key}", self.labels.link)
+        self.capabilities.link_text(text)
     }
 }
 
@@ -148,7 +188,7 @@ impl SecretsHost for HostState {
             Some(Some(value)) => Ok(value.clone()),
             Some(None) => Err(SecretError::NotSet),
             None => {
-                tracing::warn!(link = %self.labels.link, secret = %name, "link asked for a secret its config does not grant");
+                host_warn!(self.log, link = self.labels.link, secret = name; "link asked for a secret its config does not grant");
                 Err(SecretError::NotGranted)
             }
         }
@@ -157,55 +197,55 @@ impl SecretsHost for HostState {
 
 impl CacheHost for HostState {
     async fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        if key.len() > kv::MAX_KEY_BYTES {
-            return None;
-        }
-        match self.capabilities.cache.get(&self.cache_key(&key)).await {
+        match self.capabilities.cache.get(&key).await {
             Ok(value) => {
                 self.cache_hits += u64::from(value.is_some());
                 value
             }
             Err(error) => {
-                tracing::warn!(link = %self.labels.link, %error, "link cache read failed; treated as a miss");
+                host_warn!(self.log, link = self.labels.link, error = error; "link cache read failed; treated as a miss");
                 None
             }
         }
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_secs: u32) -> Result<(), String> {
-        if key.len() > kv::MAX_KEY_BYTES {
-            return Err(format!("cache keys are at most {} bytes", kv::MAX_KEY_BYTES));
+        if let Some((Budget::CacheBytes, limit)) = self.breach {
+            return Err(format!("cache quota of {limit} bytes already reached in this call"));
         }
-        if value.len() > kv::MAX_VALUE_BYTES {
-            return Err(format!("cache values are at most {} bytes", kv::MAX_VALUE_BYTES));
+        match self.capabilities.cache.set(&key, &value, ttl_secs).await {
+            Ok(()) => Ok(()),
+            Err(error @ SetError::OverQuota { limit, .. }) => {
+                self.breach.get_or_insert((Budget::CacheBytes, limit));
+                Err(error.to_string())
+            }
+            Err(error) => Err(error.to_string()),
         }
-        self.capabilities.cache.set(&self.cache_key(&key), &value, kv::ttl(ttl_secs)).await
     }
 
     async fn delete(&mut self, key: String) {
-        if let Err(error) = self.capabilities.cache.delete(&self.cache_key(&key)).await {
-            tracing::warn!(link = %self.labels.link, %error, "link cache delete failed");
+        if let Err(error) = self.capabilities.cache.delete(&key).await {
+            host_warn!(self.log, link = self.labels.link, error = error; "link cache delete failed");
         }
     }
 }
 
 impl LogHost for HostState {
     fn write(&mut self, level: Level, message: String) {
-        self.log_lines += 1;
-        if self.log_lines > MAX_LOG_LINES {
-            if self.log_lines == MAX_LOG_LINES + 1 {
-                tracing::warn!(link = %self.labels.link, vcon_uuid = %self.labels.vcon_uuid, "link log budget used up; further lines dropped");
-            }
+        // A line the log level filters out costs nothing.
+        let enabled = match level {
+            Level::Trace => tracing::enabled!(target: "link", tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(target: "link", tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(target: "link", tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(target: "link", tracing::Level::WARN),
+            Level::Error => tracing::enabled!(target: "link", tracing::Level::ERROR),
+        };
+        if !enabled {
             return;
         }
-        let mut message = self.capabilities.scrubbed(&message);
-        if message.len() > MAX_LOG_LINE_BYTES {
-            let mut cut = MAX_LOG_LINE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
+        let message = self.capabilities.link_text(&message);
+        if !self.log.admit(message.len()) {
+            return;
         }
         let CallLabels { link, chain, vcon_uuid } = &self.labels;
         match level {
@@ -215,6 +255,14 @@ impl LogHost for HostState {
             Level::Warn => tracing::warn!(target: "link", %link, %chain, %vcon_uuid, "{message}"),
             Level::Error => tracing::error!(target: "link", %link, %chain, %vcon_uuid, "{message}"),
         }
+    }
+}
+
+/// The call is over (its store is dropped, also when it was cancelled): say
+/// how many log lines its budget dropped, if any.
+impl Drop for HostState {
+    fn drop(&mut self) {
+        self.log.finish();
     }
 }
 

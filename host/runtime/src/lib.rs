@@ -7,10 +7,13 @@
 //! of compiled components. [`Runtime::load`] turns a `.wasm` file into a
 //! [`LoadedLink`] (compiled once, pre-instantiated); [`LoadedLink::invoke`] runs one
 //! call in a fresh store under the link's fuel, memory and wall-clock limits and
-//! returns the link's verdict or a classified [`LinkFailure`].
+//! its host-side budgets (resources it holds, the size and shape of its output,
+//! its log volume), and returns the link's verdict or a classified
+//! [`LinkFailure`].
 
 mod bindings;
 mod cache;
+mod call_log;
 mod engine;
 mod error;
 mod failure;
@@ -18,8 +21,11 @@ mod grants;
 mod host;
 mod kv;
 mod link;
+mod link_text;
 mod media_host;
 mod outbound_http;
+mod output;
+mod resources;
 mod tracer;
 
 pub use bindings::{Action, Directive};
@@ -27,6 +33,9 @@ pub use engine::{Runtime, RuntimeOptions};
 pub use error::RuntimeError;
 pub use failure::{Budget, LinkFailure};
 pub use grants::{Grants, HttpLimits};
-pub use kv::{LinkCache, MAX_TTL, MAX_VALUE_BYTES, MemoryCache};
+pub use kv::{
+    CacheWrite, ENTRY_OVERHEAD_BYTES, LinkCache, MAX_KEY_BYTES, MAX_TTL, MAX_VALUE_BYTES, MemoryCache, Owner,
+    QUOTA_LAG, entry_charge, namespace,
+};
 pub use link::{CallContext, LinkOutcome, LoadedLink};
 pub use tracer::{LoadedTracer, TracePoint};

@@ -3,11 +3,14 @@
 //! A request goes out only when its `scheme://host:port` matches the link's
 //! `allowed_outbound_hosts`; otherwise the guest gets `HTTP-request-denied` (the SDK
 //! reports it as "denied"), not a connection error. The host resolves the name
-//! itself and refuses loopback, private, link-local and other non-public addresses
-//! unless an allow-list entry names that host exactly or covers the address with
-//! a CIDR block, so a public name pointed at an internal address (DNS rebinding)
-//! gets nowhere. Connect, first-byte and between-bytes times and the response body
-//! size are capped.
+//! once, checks every address it would connect to and connects to those checked
+//! addresses only (no second lookup): loopback, private, link-local and other
+//! internal addresses ([`conserver_config::is_internal`]) are refused unless an
+//! allow-list entry names that address or a CIDR block containing it. A host name
+//! entry grants the name for public addresses only, so a name pointed at an
+//! internal address (metadata services, DNS rebinding) gets nowhere. Host-side
+//! fetches (dialog media) follow the same rules on every redirect hop. Connect,
+//! first-byte and between-bytes times and the response body size are capped.
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -22,13 +25,17 @@ use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpHooks};
 
+use crate::call_log::{self, CallLog, host_warn};
 use crate::grants::HttpLimits;
+use crate::resources::OUTGOING_CHUNK_BYTES;
 
-/// The per-call hooks enforcing one link's grants.
+/// The per-call hooks enforcing one link's grants. Warnings about the call's
+/// requests are charged to its log budget, also from the task a request runs in.
 pub(crate) struct OutboundHttp {
     pub(crate) link: String,
     pub(crate) allowed: Arc<[AllowedHost]>,
     pub(crate) limits: HttpLimits,
+    pub(crate) log: CallLog,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -44,17 +51,43 @@ impl WasiHttpHooks for OutboundHttp {
         let link = self.link.clone();
         let allowed = self.allowed.clone();
         let limits = narrowed(self.limits, options);
-        Box::new(async move {
+        let log = self.log.clone();
+        // The request runs in its own task: the scope carries the call's log budget there.
+        Box::new(call_log::scope(log.clone(), async move {
             let target = Target::of(&request)?;
             if !allowed.iter().any(|entry| entry.allows(&target.scheme, &target.host, target.port)) {
                 // The origin only: a query string may carry a credential.
                 let origin = format!("{}://{}:{}", target.scheme, target.host, target.port);
-                tracing::warn!(%link, %origin, "outbound request denied: host not in allowed_outbound_hosts");
+                host_warn!(log, link = link, origin = origin; "outbound request denied: host not in allowed_outbound_hosts");
                 return Err(HttpError::HttpRequestDenied);
             }
             let addresses = resolve(&target, &allowed, &link).await?;
             send(request, &target, &addresses, limits).await
-        })
+        }))
+    }
+
+    /// Smaller writes than `wasi:http`'s 1 MiB, so each outgoing body buffers
+    /// little (what the host-resource budget charges it).
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        OUTGOING_CHUNK_BYTES
+    }
+
+    fn p2_error_from_hyper(&mut self, err: &hyper::Error) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        host_warn!(self.log, link = self.link, error = err; "outbound request failed: HTTP protocol error");
+        wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpProtocolError
+    }
+
+    fn p2_error_from_connect(
+        &mut self,
+        err: &std::io::Error,
+    ) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        host_warn!(self.log, link = self.link, error = err; "outbound request failed: cannot connect");
+        wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::ConnectionRefused
+    }
+
+    fn p2_error_from_tls(&mut self, err: &std::io::Error) -> wasmtime_wasi_http::p2::bindings::http::types::ErrorCode {
+        host_warn!(self.log, link = self.link, error = err; "outbound request failed: TLS error");
+        wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::TlsProtocolError
     }
 }
 
@@ -98,14 +131,18 @@ pub(crate) async fn fetch(
             .body(empty)
             .map_err(|e| FetchError::Failed(format!("cannot build a request for `{url}`: {e}")))?;
         let target = Target::of(&request).map_err(|e| FetchError::Failed(format!("`{url}`: {e}")))?;
+        if target.scheme != "http" && target.scheme != "https" {
+            return Err(FetchError::Denied(format!("`{url}` is not an http or https URL")));
+        }
         let origin = format!("{}://{}:{}", target.scheme, target.host, target.port);
         if !allowed.iter().any(|entry| entry.allows(&target.scheme, &target.host, target.port)) {
-            tracing::warn!(%link, %origin, "media fetch denied: host not in allowed_outbound_hosts");
+            host_warn!(call_log::current(), link = link, origin = origin; "media fetch denied: host not in allowed_outbound_hosts");
             return Err(FetchError::Denied(format!("{origin} is not in allowed_outbound_hosts")));
         }
         let addresses = resolve(&target, allowed, link).await.map_err(|e| match e {
             HttpError::DestinationIpProhibited => FetchError::Denied(format!(
-                "{origin} resolves to an internal address not named in allowed_outbound_hosts"
+                "{origin} resolves to an internal address that allowed_outbound_hosts does not grant \
+                 (a host name grants public addresses only; list the address or its CIDR block to reach it)"
             )),
             other => FetchError::Failed(format!("{origin}: {other}")),
         })?;
@@ -118,11 +155,7 @@ pub(crate) async fn fetch(
             let Some(location) = location else {
                 return Err(FetchError::Failed(format!("{origin} answered {status} without a Location")));
             };
-            url = if location.starts_with("http://") || location.starts_with("https://") {
-                location.to_string()
-            } else {
-                format!("{origin}{location}")
-            };
+            url = redirect_target(&uri, location);
             continue;
         }
         if !status.is_success() {
@@ -139,6 +172,29 @@ pub(crate) async fn fetch(
         return Ok(Fetched { body: body.to_bytes(), content_type });
     }
     Err(FetchError::Failed(format!("more than {MAX_REDIRECTS} redirects from `{url}`")))
+}
+
+/// The absolute URL a `Location` header names, resolved against the URL that
+/// answered: absolute, scheme-relative (`//host/path`), absolute-path or
+/// relative-path. The next hop is checked like the first (scheme, allow-list,
+/// every resolved address).
+fn redirect_target(base: &http::Uri, location: &str) -> String {
+    let scheme = base.scheme_str().unwrap_or("https");
+    let authority = base.authority().map_or("", http::uri::Authority::as_str);
+    let has_scheme = location.split_once(':').is_some_and(|(head, _)| {
+        !head.is_empty() && head.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if has_scheme {
+        location.to_string()
+    } else if location.starts_with("//") {
+        format!("{scheme}:{location}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = base.path();
+        let directory = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        format!("{scheme}://{authority}{directory}/{location}")
+    }
 }
 
 /// The host's caps, shortened where the guest asked for less time.
@@ -171,35 +227,9 @@ impl Target {
     }
 }
 
-/// Whether an address is one a public service would not have.
-pub(crate) fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-                || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link local
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
-        }
-    }
-}
-
 /// The addresses `target` may be reached at: its resolved addresses minus the
-/// internal ones its allow-list entry does not name (in resolver order).
+/// internal ones no allow-list entry grants by address or CIDR block (in resolver
+/// order). The caller connects to exactly these, never to the name again.
 async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result<Vec<SocketAddr>, HttpError> {
     let addresses: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, target.port)],
@@ -212,7 +242,7 @@ async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result
     let mut usable = Vec::new();
     for address in addresses {
         let ip = address.ip();
-        if !is_internal(ip) || allowed.iter().any(|entry| entry.allows_internal(&target.host, ip)) {
+        if AllowedHost::permits_address(allowed, &target.scheme, target.port, ip) {
             usable.push(address);
         } else {
             refused = Some(ip);
@@ -223,7 +253,7 @@ async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result
     }
     match refused {
         Some(ip) => {
-            tracing::warn!(%link, host = %target.host, %ip, "outbound request denied: the host resolves to an internal address not named in allowed_outbound_hosts");
+            host_warn!(call_log::current(), link = link, host = target.host, ip = ip; "outbound request denied: the host resolves to an internal address not named in allowed_outbound_hosts");
             Err(HttpError::DestinationIpProhibited)
         }
         None => Err(HttpError::DestinationNotFound),
@@ -309,11 +339,14 @@ async fn send(
         }
         .boxed_unsync()
     });
+    // `wasi:http` would only log a connection's error (unbudgeted); log it here,
+    // charged to the call that opened it.
+    let log = call_log::current();
     let io: IoFuture = Box::new(async move {
-        match driver.await {
-            Ok(Ok(())) | Err(_) => Ok(()),
-            Ok(Err(e)) => Err(HttpError::from(e)),
+        if let Ok(Err(error)) = driver.await {
+            host_warn!(log, error = error; "outbound connection ended with an error");
         }
+        Ok(())
     });
     Ok((response, io))
 }
@@ -379,25 +412,117 @@ mod tests {
         assert_eq!(narrowed(caps, None), caps);
     }
 
-    #[test]
-    fn internal_addresses_are_recognised() {
-        for internal in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.4",
-            "169.254.169.254",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:10.0.0.1",
-            "100.64.0.1",
-        ] {
-            assert!(is_internal(internal.parse().unwrap()), "{internal}");
+    /// A stand-in for a metadata service on 127.0.0.1: `/meta` answers the
+    /// secret, `/hop?<location>` redirects to `<location>`, anything else 404.
+    async fn metadata_service() -> u16 {
+        metadata_service_on("127.0.0.1").await
+    }
+
+    /// The same service on another loopback address.
+    async fn metadata_service_on(address: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind((address, 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = vec![0u8; 4096];
+                    let n = socket.read(&mut head).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let answer = if path == "/meta" {
+                        "HTTP/1.1 200 OK\r\ncontent-length: 15\r\nconnection: close\r\n\r\nmetadata-secret".to_string()
+                    } else if let Some(location) = path.strip_prefix("/hop?") {
+                        format!(
+                            "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                    } else {
+                        "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+                    };
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    fn entries(list: &[String]) -> Vec<AllowedHost> {
+        list.iter().map(|entry| AllowedHost::parse(entry).unwrap()).collect()
+    }
+
+    async fn get(url: &str, allowed: &[String]) -> Result<Fetched, FetchError> {
+        fetch(url, "test", &entries(allowed), HttpLimits::default()).await
+    }
+
+    #[tokio::test]
+    async fn a_host_name_entry_does_not_open_the_internal_address_it_resolves_to() {
+        let port = metadata_service().await;
+        // `localhost` resolves to loopback here, as a hostile name would to 169.254.169.254.
+        let by_name = [format!("http://localhost:{port}")];
+        let denied = get(&format!("http://localhost:{port}/meta"), &by_name).await.err();
+        assert!(matches!(&denied, Some(FetchError::Denied(m)) if m.contains("internal address")), "{denied:?}");
+        // Granting the address itself is the explicit opt-in.
+        let with_address = [format!("http://localhost:{port}"), format!("http://127.0.0.1:{port}")];
+        let fetched = get(&format!("http://localhost:{port}/meta"), &with_address).await.unwrap();
+        assert_eq!(fetched.body, "metadata-secret");
+        let by_cidr = [format!("http://localhost:{port}"), format!("http://127.0.0.0/8:{port}")];
+        assert!(get(&format!("http://localhost:{port}/meta"), &by_cidr).await.is_ok());
+        // A grant for another port is no grant.
+        let other_port = [format!("http://localhost:{port}"), format!("http://127.0.0.1:{}", port ^ 1)];
+        assert!(matches!(get(&format!("http://localhost:{port}/meta"), &other_port).await, Err(FetchError::Denied(_))));
+    }
+
+    #[tokio::test]
+    async fn ipv6_spellings_of_an_internal_address_are_refused_under_a_wildcard() {
+        let port = metadata_service().await;
+        let wildcard = [format!("http://*:{port}")];
+        for host in ["[::127.0.0.1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]"]
+        {
+            let result = get(&format!("http://{host}:{port}/meta"), &wildcard).await.err();
+            assert!(matches!(result, Some(FetchError::Denied(_))), "{host}: {result:?}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "172.32.0.1"] {
-            assert!(!is_internal(public.parse().unwrap()), "{public}");
+    }
+
+    #[tokio::test]
+    async fn every_redirect_hop_is_checked_by_address() {
+        // The secret on 127.0.0.1, granted only by the name `localhost`; a
+        // redirector on 127.0.0.2, granted by its address.
+        let port = metadata_service().await;
+        let hop = metadata_service_on("127.0.0.2").await;
+        let allowed = [format!("http://127.0.0.2:{hop}"), format!("http://localhost:{port}")];
+        for location in [format!("http://localhost:{port}/meta"), format!("//localhost:{port}/meta")] {
+            let url = format!("http://127.0.0.2:{hop}/hop?{location}");
+            let result = get(&url, &allowed).await.err();
+            assert!(
+                matches!(&result, Some(FetchError::Denied(m)) if m.contains("localhost")),
+                "{location}: {result:?}"
+            );
+        }
+        // A relative redirect to the granted address itself is followed.
+        let fetched = get(&format!("http://127.0.0.2:{hop}/hop?/meta"), &allowed).await.unwrap();
+        assert_eq!(fetched.body, "metadata-secret");
+    }
+
+    #[test]
+    fn redirect_locations_resolve_against_the_url_that_answered() {
+        let base: http::Uri = "http://[::1]:8080/media/a.mp3?x=1".parse().unwrap();
+        for (location, expected) in [
+            ("https://cdn.example/b.mp3", "https://cdn.example/b.mp3"),
+            ("//cdn.example/b.mp3", "http://cdn.example/b.mp3"),
+            ("/other/b.mp3", "http://[::1]:8080/other/b.mp3"),
+            ("b.mp3", "http://[::1]:8080/media/b.mp3"),
+            ("file:///etc/passwd", "file:///etc/passwd"),
+        ] {
+            assert_eq!(redirect_target(&base, location), expected, "{location}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_http_and_https_urls_are_fetched() {
+        let any = ["*://*:*".to_string()];
+        for url in ["file:///etc/passwd", "gopher://127.0.0.1:70/x"] {
+            let result = get(url, &any).await.err();
+            assert!(matches!(&result, Some(FetchError::Denied(_) | FetchError::Failed(_))), "{url}: {result:?}");
         }
     }
 }

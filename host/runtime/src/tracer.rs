@@ -1,5 +1,6 @@
 //! A loaded tracer component and one sandboxed call of it. Tracers run under the
-//! same limits and capabilities as links; they observe a vCon and cannot change it.
+//! same limits and capabilities as links (their cache namespace, `tracer:<name>`,
+//! is apart from any link's); they observe a vCon and cannot change it.
 
 use std::time::Duration;
 
@@ -75,11 +76,19 @@ impl LoadedTracer {
             options: point.options_json.clone(),
         };
         let timeout = Duration::from_millis(limits.timeout_ms);
-        let call = tokio::time::timeout(timeout + EPOCH_TICK * 2, async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.vcon_conserver_tracer().call_trace(&mut store, &wit_point, vcon).await
-        })
+        // Host warnings the call causes are charged to its log budget, as for links.
+        let log = store.data().log.clone();
+        let call = tokio::time::timeout(
+            timeout + EPOCH_TICK * 2,
+            crate::call_log::scope(log, async {
+                let instance = self.pre.instantiate_async(&mut store).await?;
+                instance.vcon_conserver_tracer().call_trace(&mut store, &wit_point, vcon).await
+            }),
+        )
         .await;
+        if let Some((budget, limit)) = store.data().breach {
+            return Err(LinkFailure::Budget { budget, limit });
+        }
         match call {
             Err(_elapsed) => Err(LinkFailure::Timeout { timeout_ms: limits.timeout_ms }),
             Ok(Err(trap)) => Err(classify(&trap, store.data(), limits)),

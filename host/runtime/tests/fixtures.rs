@@ -30,7 +30,7 @@ fn load(runtime: &Runtime, relative: &str, limits: Limits) -> LoadedLink {
 }
 
 fn small_limits() -> Limits {
-    Limits { fuel: 100_000_000, memory_bytes: 32 * 1024 * 1024, timeout_ms: 2_000 }
+    Limits { fuel: 100_000_000, memory_bytes: 32 * 1024 * 1024, timeout_ms: 2_000, ..Limits::default() }
 }
 
 async fn call(link: &LoadedLink, options: Value) -> Result<conserver_runtime::LinkOutcome, LinkFailure> {

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::guards::ControlAccess;
 use crate::query::Query;
 use crate::{ApiState, ConfigRejected};
 
@@ -22,11 +23,17 @@ pub async fn read_config(State(state): State<ApiState>) -> Json<Value> {
 }
 
 /// Replace the config: validated first (every link component loaded), written
-/// atomically in the given key order, applied without a restart.
+/// atomically in the given key order, applied without a restart. Needs a
+/// configured token (or `CONSERVER_ALLOW_OPEN=1`).
 #[utoipa::path(post, path = "/config", tag = "admin",
     request_body(content_type = "application/json", description = "The whole config, as JSON"),
-    responses((status = 204, description = "Written and applied"), (status = 422, description = "Invalid config; nothing changed")))]
-pub async fn replace_config(State(state): State<ApiState>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    responses((status = 204, description = "Written and applied"), (status = 403, description = "No token configured (set CONSERVER_API_TOKEN), or a wrong one"),
+              (status = 422, description = "Invalid config; nothing changed")))]
+pub async fn replace_config(
+    State(state): State<ApiState>,
+    _access: ControlAccess,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let document = match serde_json::from_slice::<Value>(&body) {
         Ok(object @ Value::Object(_)) => object,
         Ok(other) => return Err(ApiError::invalid("dict_type", &["body"], "the config must be a JSON object", other)),
@@ -65,12 +72,18 @@ pub async fn read_dlq(State(state): State<ApiState>, RawQuery(query): RawQuery) 
 }
 
 /// Move up to `count` dead-lettered uuids back to their ingress list, oldest first,
-/// each move atomic. Answers the number moved.
+/// each move atomic. Answers the number moved. Needs a configured token (or
+/// `CONSERVER_ALLOW_OPEN=1`).
 #[utoipa::path(post, path = "/dlq/reprocess", tag = "admin",
     params(("ingress_list" = String, Query, description = "The ingress list"),
            ("count" = Option<i64>, Query, description = "At most this many, 1 to 100000 (default 1000)")),
-    responses((status = 200, description = "How many were moved"), (status = 422, description = "Bad parameters")))]
-pub async fn reprocess_dlq(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<u64>, ApiError> {
+    responses((status = 200, description = "How many were moved"), (status = 403, description = "No token configured, or a wrong one"),
+              (status = 422, description = "Bad parameters")))]
+pub async fn reprocess_dlq(
+    State(state): State<ApiState>,
+    _access: ControlAccess,
+    RawQuery(query): RawQuery,
+) -> Result<Json<u64>, ApiError> {
     let query = Query::parse(query.as_deref());
     let ingress = query.required("ingress_list")?;
     let count = query.integer("count", 1000, 1, 100_000)?;
@@ -85,9 +98,10 @@ pub async fn reprocess_dlq(State(state): State<ApiState>, RawQuery(query): RawQu
 
 /// Rebuild the vCon list and party search indexes from the stored documents;
 /// answers how many were indexed. Documents that cannot be indexed are skipped.
+/// Needs a configured token (or `CONSERVER_ALLOW_OPEN=1`).
 #[utoipa::path(get, path = "/index_vcons", tag = "admin",
-    responses((status = 200, description = "How many vCons were indexed")))]
-pub async fn index_vcons(State(state): State<ApiState>) -> Result<Json<u64>, ApiError> {
+    responses((status = 200, description = "How many vCons were indexed"), (status = 403, description = "No token configured, or a wrong one")))]
+pub async fn index_vcons(State(state): State<ApiState>, _access: ControlAccess) -> Result<Json<u64>, ApiError> {
     let broker = &state.broker;
     let uuids = broker.vcon_uuids().await.map_err(|e| ApiError::internal("Failed to index vCons", e))?;
     let mut indexed = 0;

@@ -1,4 +1,5 @@
-//! `GET /health`, `GET /version` and `GET /metrics` (public).
+//! `GET /health`, `GET /version` (public) and `GET /metrics` (public without a
+//! token configured or with `CONSERVER_PUBLIC_METRICS=1`).
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 const BROKER_CHECK: Duration = Duration::from_millis(500);
 
 use crate::ApiState;
+use crate::guards::MetricsAccess;
 
 fn version_info(state: &ApiState) -> Value {
     json!({
@@ -45,7 +47,9 @@ pub async fn version(State(state): State<ApiState>) -> Json<Value> {
 }
 
 /// Every metric in the Prometheus text format (names in docs/operations.md).
-#[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
-pub async fn metrics() -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+/// Needs the token when one is configured, unless `CONSERVER_PUBLIC_METRICS=1`.
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain"),
+    (status = 403, description = "A token is configured and was not sent")))]
+pub async fn metrics(_access: MetricsAccess) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], conserver_core::metrics::render_prometheus())
 }

@@ -19,7 +19,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{ApiState, auth};
 
-/// Routes that need no token, and routes that need the main token.
+/// Routes that need no main-token check here, and routes that need the main
+/// token. (`/metrics` and `/stats/queue` check it themselves unless
+/// `CONSERVER_PUBLIC_METRICS=1`; external-ingress checks its per-list key.)
 fn groups() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
     let public = OpenApiRouter::new()
         .routes(routes!(meta::health))
@@ -74,8 +76,9 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(middleware::from_fn(crate::middleware::path_rules))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::guards::browser_guard))
         .layer(middleware::from_fn_with_state(state.clone(), crate::middleware::version_headers))
-        .layer(middleware::from_fn(crate::middleware::cors))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::middleware::cors))
         .layer(middleware::from_fn(crate::request_span::request_span))
         .with_state(state)
 }

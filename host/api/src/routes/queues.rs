@@ -1,9 +1,9 @@
 //! Queue routes: enqueue (external-ingress with per-list keys, re-ingress of
-//! stored uuids), pop egress, count, and the public queue depth.
+//! stored uuids), pop egress, count, and the queue depth for autoscalers.
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest as _, RawQuery, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use conserver_core::{canonical_uuid, ingest_vcon};
 use serde_json::{Value, json};
@@ -12,32 +12,56 @@ use super::vcons::invalid_vcon;
 use crate::ApiState;
 use crate::auth::{check_ingress_key, presented};
 use crate::body::JsonBody;
+use crate::conflict::{Stored, conflict, create, stored_as};
 use crate::enqueue::{Source, enqueue};
 use crate::error::ApiError;
+use crate::guards::MetricsAccess;
 use crate::query::Query;
-use crate::read::{load_vcon, store_ingested};
+use crate::read::load_vcon;
 
 /// Most uuids one `GET /vcon/egress` pops.
 const MAX_EGRESS_POP: i64 = 100_000;
 
 /// Store a vCon sent by a partner and enqueue it on `ingress_list`, with a key
-/// from that list's `ingress_auth` entry (main tokens do not work here).
+/// from that list's `ingress_auth` entry (main tokens do not work here). The key
+/// is checked before the body is read. A uuid already stored is accepted again
+/// only with the same document (204, nothing written, enqueued again); a
+/// different document gets 409 and the stored vCon is left alone.
 #[utoipa::path(post, path = "/vcon/external-ingress", tag = "queues",
     params(("ingress_list" = String, Query, description = "The list to enqueue on; the key must be listed for it")),
     request_body(content_type = "application/json", description = "A vCon"),
     responses((status = 204, description = "Stored and enqueued"), (status = 403, description = "Missing or wrong key for this list"),
+              (status = 409, description = "Another vCon with this uuid is stored"),
+              (status = 413, description = "Body over CONSERVER_MAX_BODY_BYTES, or too many JSON values"),
               (status = 422, description = "Missing list or invalid vCon")))]
 pub async fn external_ingress(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
-    JsonBody(body): JsonBody,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    // Validation first, then the key, as the Python server orders them.
+    // The list, then the key, then the body: a caller without a key never gets
+    // the server to read (let alone parse) what it sends. (The Python server
+    // validates the body first.)
     let list = Query::parse(query.as_deref()).required("ingress_list")?;
+    check_ingress_key(&state.control.live(), &list, presented(request.headers(), &state))?;
+    let JsonBody(body) = JsonBody::from_request(request, &state).await?;
     let vcon = ingest_vcon(&body).map_err(|e| invalid_vcon(e, &body))?;
-    check_ingress_key(&state.control.live(), &list, presented(&headers, &state))?;
-    store_ingested(&state, &vcon, true).await?;
+    // Storages first (the broker may have let the document expire), then the
+    // broker's atomic create-if-absent.
+    let stored = match stored_as(&state, &vcon, &body).await? {
+        Stored::Nothing => create(&state, &vcon, &body).await?,
+        found => found,
+    };
+    match stored {
+        Stored::Nothing => {}
+        Stored::Same => {
+            tracing::info!(vcon_uuid = %vcon.uuid, list = %list, "external-ingress re-send of a stored vCon")
+        }
+        Stored::Different => {
+            tracing::warn!(vcon_uuid = %vcon.uuid, list = %list, "external-ingress refused to replace a stored vCon");
+            return Err(conflict(&vcon.uuid));
+        }
+    }
     enqueue(&state, &list, &[vcon.uuid], Source::External)
         .await
         .map_err(|e| ApiError::internal("Failed to store vCon", e))?;
@@ -155,11 +179,17 @@ pub async fn count(State(state): State<ApiState>, RawQuery(query): RawQuery) -> 
     Ok(Json(depth))
 }
 
-/// `{"list_name": …, "depth": …}`: a list's length, for autoscalers (public).
+/// `{"list_name": …, "depth": …}`: a list's length, for autoscalers. Needs the
+/// token when one is configured, unless `CONSERVER_PUBLIC_METRICS=1`.
 #[utoipa::path(get, path = "/stats/queue", tag = "meta",
     params(("list_name" = String, Query, description = "The list")),
-    responses((status = 200, description = "The list's depth"), (status = 422, description = "Missing list_name")))]
-pub async fn queue_depth(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "The list's depth"), (status = 403, description = "A token is configured and was not sent"),
+              (status = 422, description = "Missing list_name")))]
+pub async fn queue_depth(
+    State(state): State<ApiState>,
+    _access: MetricsAccess,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let list = Query::parse(query.as_deref()).required("list_name")?;
     let depth = state.broker.len(&list).await.map_err(|e| ApiError::internal("Failed to get queue depth", e))?;
     Ok(Json(json!({"list_name": list, "depth": depth})))

@@ -8,7 +8,7 @@ use crate::support::{Backend, Options, TestApi, unique, vcon};
 
 async fn config_is_read_in_file_order_and_replaced_only_when_valid(backend: Backend) {
     let config = "chains: {}\nlinks: {}\ningress_auth:\n  zeta: z-key\n  alpha: a-key\n".to_string();
-    let api = TestApi::with(backend, Options { config, ..Options::default() }).await;
+    let api = TestApi::with(backend, Options { config, ..Options::open() }).await;
     let read = api.get("/api/config").await.json();
     let keys: Vec<&String> = read.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["chains", "links", "ingress_auth"]);
@@ -34,7 +34,7 @@ async fn config_is_read_in_file_order_and_replaced_only_when_valid(backend: Back
         .request(
             axum::http::Method::POST,
             "/api/vcon/external-ingress?ingress_list=new_list",
-            &[("x-conserver-api-token", "new-key")],
+            &[("x-conserver-api-token", "new-key"), ("content-type", "application/json")],
             Some(body.to_string().into_bytes()),
         )
         .await;
@@ -54,7 +54,7 @@ fn reason(uuid: &str) -> DlqReason {
 }
 
 async fn the_dlq_lists_explains_and_reprocesses(backend: Backend) {
-    let api = TestApi::new(backend).await;
+    let api = TestApi::with(backend, Options::open()).await;
     let ingress = unique("in");
     assert_eq!(api.get(&format!("/api/dlq?ingress_list={ingress}")).await.json(), json!([]));
     assert_eq!(api.post_raw(&format!("/api/dlq/reprocess?ingress_list={ingress}"), Vec::new()).await.json(), json!(0));
@@ -81,7 +81,7 @@ async fn the_dlq_lists_explains_and_reprocesses(backend: Backend) {
 }
 
 async fn index_rebuild_restores_list_and_search(backend: Backend) {
-    let api = TestApi::new(backend).await;
+    let api = TestApi::with(backend, Options::open()).await;
     let name = unique("Indexed");
     let (uuid, body) = vcon();
     let mut body = body;

@@ -43,13 +43,34 @@ async fn protected_routes_need_a_valid_token() {
     };
     assert_eq!(read("s3cret").await, 200);
     assert_eq!(read("nope").await, 403);
-    for public in ["/api/health", "/health", "/api/version", "/stats/queue?list_name=x", "/openapi.json", "/docs/"] {
+    for public in ["/api/health", "/health", "/api/version", "/openapi.json", "/docs/"] {
         let code = api.get(public).await.code();
         assert!(code == 200 || code == 307, "{public} answered {code}");
     }
     // Unknown paths and wrong methods answer before auth.
     assert_eq!(api.get("/api/nowhere").await.code(), 404);
     assert_eq!(api.request(Method::PUT, "/api/vcon", &[], None).await.code(), 405);
+}
+
+#[tokio::test]
+async fn metrics_and_queue_depth_need_the_token_unless_made_public() {
+    let api = TestApi::with(Backend::Embedded, with_token()).await;
+    for path in ["/metrics", "/api/metrics", "/stats/queue?list_name=x"] {
+        let reply = api.get(path).await;
+        assert_eq!((reply.code(), reply.json()), (403, json!({"detail": "Invalid API Key"})), "{path}");
+        let with = api.request(Method::GET, path, &[("x-conserver-api-token", "s3cret")], None).await;
+        assert_eq!(with.code(), 200, "{path}");
+    }
+    let public = TestApi::with(
+        Backend::Embedded,
+        Options { guards: conserver_api::Guards { public_metrics: true, ..Default::default() }, ..with_token() },
+    )
+    .await;
+    for path in ["/metrics", "/stats/queue?list_name=x"] {
+        assert_eq!(public.get(path).await.code(), 200, "CONSERVER_PUBLIC_METRICS=1 keeps {path} public");
+    }
+    let open = TestApi::new(Backend::Embedded).await;
+    assert_eq!(open.get("/metrics").await.code(), 200, "without a token everything is open on loopback");
 }
 
 #[tokio::test]

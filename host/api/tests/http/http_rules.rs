@@ -4,6 +4,8 @@
 use axum::http::Method;
 use serde_json::{Value, json};
 
+use conserver_api::{Cors, Guards};
+
 use crate::support::{Backend, Options, TestApi, vcon};
 
 #[tokio::test]
@@ -53,8 +55,54 @@ async fn errors_have_the_fastapi_shapes_and_version_headers() {
 }
 
 #[tokio::test]
-async fn cors_allows_everything_like_the_python_server() {
+async fn cors_is_off_unless_configured() {
     let api = TestApi::new(Backend::Embedded).await;
+    let preflight = api
+        .request(
+            Method::OPTIONS,
+            "/api/vcon",
+            &[("origin", "https://ui.example"), ("access-control-request-method", "POST")],
+            None,
+        )
+        .await;
+    // Not answered as a preflight (and, with no token, refused as cross-site).
+    assert_eq!(preflight.code(), 403);
+    assert!(preflight.headers.get("access-control-allow-origin").is_none());
+    let listed = TestApi::with(
+        Backend::Embedded,
+        Options {
+            tokens: vec!["t".into()],
+            guards: Guards { cors: Cors::from_origins(&["https://ui.example".into()]), ..Guards::default() },
+            ..Options::default()
+        },
+    )
+    .await;
+    let allowed = listed.request(Method::GET, "/api/health", &[("origin", "https://UI.example")], None).await;
+    assert_eq!(allowed.headers["access-control-allow-origin"], "https://UI.example");
+    let other = listed.request(Method::GET, "/api/health", &[("origin", "https://evil.example")], None).await;
+    assert!(other.headers.get("access-control-allow-origin").is_none());
+    let preflight = listed
+        .request(
+            Method::OPTIONS,
+            "/api/vcon",
+            &[("origin", "https://evil.example"), ("access-control-request-method", "POST")],
+            None,
+        )
+        .await;
+    assert_eq!(preflight.code(), 405);
+}
+
+#[tokio::test]
+async fn cors_star_allows_everything_like_the_python_server() {
+    let api = TestApi::with(
+        Backend::Embedded,
+        Options {
+            tokens: vec!["t".into()],
+            guards: Guards { cors: Cors::from_origins(&["*".into()]), ..Guards::default() },
+            ..Options::default()
+        },
+    )
+    .await;
     let preflight = api
         .request(
             Method::OPTIONS,
@@ -85,6 +133,15 @@ async fn trailing_slashes_redirect() {
 }
 
 #[tokio::test]
+async fn trailing_slash_redirects_never_leave_the_server() {
+    let api = TestApi::new(Backend::Embedded).await;
+    for (path, location) in [("//evil.example/", "/evil.example"), ("///evil.example/x/", "/evil.example/x")] {
+        let reply = api.get(path).await;
+        assert_eq!((reply.code(), reply.headers["location"].to_str().unwrap()), (307, location), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn bodies_over_the_limit_get_413_and_non_json_types_422() {
     let api = TestApi::with(Backend::Embedded, Options { max_body_bytes: 1024, ..Options::default() }).await;
     let (_, mut body) = vcon();
@@ -106,7 +163,18 @@ async fn bodies_over_the_limit_get_413_and_non_json_types_422() {
         )
         .await;
     assert_eq!(vendor.code(), 201);
-    let untyped = api.request(Method::POST, "/api/vcon", &[], Some(vcon().1.to_string().into_bytes())).await;
+    // Without a token a body must say it is JSON (a browser sends a cross-site
+    // body without a preflight only untyped or as text/plain); with a token an
+    // untyped body is JSON, as in the Python server.
+    let (untyped_uuid, untyped_body) = vcon();
+    let untyped = api.request(Method::POST, "/api/vcon", &[], Some(untyped_body.to_string().into_bytes())).await;
+    assert_eq!(untyped.code(), 422);
+    assert!(untyped.bytes.windows(16).any(|w| w == b"application/json"), "{:?}", untyped.bytes);
+    assert_eq!(api.get(&format!("/api/vcon/{untyped_uuid}")).await.code(), 404, "nothing was stored");
+    let with_token = TestApi::with(Backend::Embedded, Options { tokens: vec!["t".into()], ..Options::default() }).await;
+    let untyped = with_token
+        .request(Method::POST, "/api/vcon", &[("x-conserver-api-token", "t")], Some(vcon().1.to_string().into_bytes()))
+        .await;
     assert_eq!(untyped.code(), 201);
     assert_eq!(api.post_raw("/api/vcon", Vec::new()).await.code(), 422);
 }

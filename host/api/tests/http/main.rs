@@ -10,5 +10,6 @@ mod fixtures;
 mod fuzz;
 mod http_rules;
 mod queues;
+mod security;
 mod support;
 mod vcons;

@@ -110,8 +110,10 @@ async fn external_ingress_uses_per_list_keys(backend: Backend) {
         detail(post("odd", Some("x"), vcon().1).await),
         (403, "Invalid configuration for ingress list 'odd'".into())
     );
-    // Validation comes before the key check.
-    assert_eq!(post("partner_a", None, json!({"invalid": "data"})).await.code(), 422);
+    // The key is checked before the body is read (the Python server validates
+    // the body first and answers 422 here).
+    assert_eq!(detail(post("partner_a", None, json!({"invalid": "data"})).await), (403, "API Key required".into()));
+    assert_eq!(post("partner_a", Some("partner-a-key"), json!({"invalid": "data"})).await.code(), 422);
     let no_list = api
         .request(axum::http::Method::POST, "/api/vcon/external-ingress", &[], Some(vcon().1.to_string().into_bytes()))
         .await;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use conserver_api::{ApiSettings, ApiState, ConfigControl, ConfigRejected, LiveConfig};
+use conserver_api::{ApiSettings, ApiState, ConfigControl, ConfigRejected, Guards, LiveConfig};
 use conserver_broker::{Broker, EmbeddedBroker, RedisBroker};
 use conserver_config::Config;
 use conserver_core::EgressFormat;
@@ -91,6 +91,14 @@ pub struct Options {
     pub egress_format: EgressFormat,
     pub max_body_bytes: usize,
     pub root_path: String,
+    pub guards: Guards,
+}
+
+impl Options {
+    /// No token, with `CONSERVER_ALLOW_OPEN=1` (control endpoints open).
+    pub fn open() -> Self {
+        Self { guards: Guards { allow_open: true, ..Guards::default() }, ..Self::default() }
+    }
 }
 
 impl Default for Options {
@@ -101,6 +109,7 @@ impl Default for Options {
             egress_format: EgressFormat::Current,
             max_body_bytes: 32 * 1024 * 1024,
             root_path: "/api".into(),
+            guards: Guards::default(),
         }
     }
 }
@@ -159,6 +168,7 @@ impl TestApi {
                 version: "test-version".into(),
                 git_commit: "test-commit".into(),
                 build_time: "unknown".into(),
+                guards: options.guards,
             }),
         };
         Self { router: conserver_api::router(state), broker, _dir: dir, config_path }

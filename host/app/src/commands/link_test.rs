@@ -48,7 +48,7 @@ impl LinkTest {
         else {
             return None;
         };
-        let limits = LimitsOverride { fuel, memory_bytes, timeout_ms };
+        let limits = LimitsOverride { fuel, memory_bytes, timeout_ms, ..LimitsOverride::default() };
         Some(Self { component, vcons, options, limits, allow_hosts, secrets, json })
     }
 }

@@ -3,11 +3,14 @@
 //! * Logs: `LOG_LEVEL` (an env-filter directive, default `info`) and
 //!   `LOG_FORMAT=json|text` (default text). JSON lines carry the fields of the
 //!   spans they were written in: `request_id` for API requests, `vcon_uuid`,
-//!   `chain_name` and `link_name` while a vCon is processed.
+//!   `chain_name` and `link_name` while a vCon is processed. Text lines have
+//!   control characters in values escaped ([`text_fields`]), so one event is
+//!   always one line.
 //! * OpenTelemetry ([`otlp`]): spans and metrics over OTLP, gRPC or HTTP, when the
 //!   standard `OTEL_*` variables ask for it.
 
 mod otlp;
+mod text_fields;
 
 use tracing::Metadata;
 use tracing_subscriber::filter::{EnvFilter, FilterFn, LevelFilter};
@@ -49,7 +52,7 @@ pub fn init() -> Telemetry {
     let fmt = if json {
         fmt.json().flatten_event(true).with_current_span(true).with_span_list(true).with_filter(filter).boxed()
     } else {
-        fmt.with_filter(filter).boxed()
+        fmt.fmt_fields(text_fields::escaping()).with_filter(filter).boxed()
     };
     let (exporters, problem) = match OtlpSettings::from_env().map(|settings| settings.map(otlp::Exporters::start)) {
         Ok(Some(Ok(exporters))) => (Some(exporters), None),

@@ -109,6 +109,14 @@ pub fn record_link_call(chain: &str, link: &str, call: LinkCall) {
     }
 }
 
+/// Count a budget of a call of `link` in `chain` that was used up without
+/// failing the call (`log_lines`, `log_bytes`: the lines past it were dropped),
+/// in `conserver_link_limit_breaches_total{kind}` beside the breaches that did.
+pub fn record_budget_used_up(chain: &str, link: &str, kind: &'static str) {
+    let labels = vec![("link_name", link.to_string()), ("chain.name", chain.to_string()), ("kind", kind.to_string())];
+    add(&f::LINK_LIMIT_BREACHES, labels, 1.0);
+}
+
 /// Record how a vCon left `chain` (`completed`, `halted` or `dead_lettered`) and
 /// how long it took. Completed and halted runs count as processed, as in Python.
 pub fn record_outcome(chain: &str, outcome: &'static str, elapsed: Duration) {
@@ -203,6 +211,15 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing `{expected}` in\n{text}");
         }
+    }
+
+    #[test]
+    fn budgets_used_up_without_failing_count_as_breaches() {
+        record_budget_used_up("metrics-test-logs", "chatty", "log_lines");
+        record_budget_used_up("metrics-test-logs", "chatty", "log_lines");
+        let text = render_prometheus();
+        let expected = "conserver_link_limit_breaches_total{link_name=\"chatty\",chain_name=\"metrics-test-logs\",kind=\"log_lines\"} 2";
+        assert!(text.contains(expected), "missing `{expected}` in\n{text}");
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn rms(samples: &[f32]) -> f64 {
 pub fn decode_16k(bytes: Arc<[u8]>, extension: Option<&str>) -> Vec<f32> {
     let request = conserver_media::ChunkRequest { max_chunk_secs: 3600, sample_rate: 16_000, silence: None };
     let mut samples = Vec::new();
-    for chunk in conserver_media::chunks(bytes, extension, &request).unwrap() {
+    for chunk in conserver_media::chunks(bytes, extension, &request, &conserver_media::Bounds::unbounded()).unwrap() {
         samples.extend(wav_samples(&chunk.unwrap().wav));
     }
     samples
