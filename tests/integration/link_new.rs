@@ -48,7 +48,9 @@ async fn a_new_link_builds_and_runs_in_a_chain() {
         "links:\n  demo_tagger:\n    component: {}\n    options: {{tag: vip}}\nchains:\n  main:\n    links: [demo_tagger]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
         component.display()
     );
-    let server = Server::start(Backend::Embedded, &config, &[]).await;
+    // The new project's build lies outside the default component directories.
+    let dirs = component.parent().unwrap().display().to_string();
+    let server = Server::start(Backend::Embedded, &config, &[("CONSERVER_COMPONENT_DIRS", &dirs)]).await;
     let (uuid, vcon) = fresh_vcon();
     assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
     server.wait_for_egress(&egress, &uuid, Duration::from_secs(30)).await;

@@ -30,9 +30,13 @@ async fn post_config_swaps_the_component_and_options_while_vcons_flow() {
         v1.display()
     );
     // POST /config without a token needs the explicit opt-in.
-    let server =
-        Server::start(Backend::Redis, &config, &[("CONSERVER_VCON_CONCURRENCY", "4"), ("CONSERVER_ALLOW_OPEN", "1")])
-            .await;
+    let dirs = work.path().display().to_string();
+    let server = Server::start(
+        Backend::Redis,
+        &config,
+        &[("CONSERVER_VCON_CONCURRENCY", "4"), ("CONSERVER_ALLOW_OPEN", "1"), ("CONSERVER_COMPONENT_DIRS", &dirs)],
+    )
+    .await;
     let mut expected = HashSet::new();
     let mut swapped = false;
     for i in 0..60 {
@@ -75,7 +79,8 @@ async fn editing_the_file_or_replacing_a_wasm_reloads_without_a_restart() {
             link.display()
         )
     };
-    let server = Server::start(Backend::Embedded, &config("first"), &[]).await;
+    let dirs = work.path().display().to_string();
+    let server = Server::start(Backend::Embedded, &config("first"), &[("CONSERVER_COMPONENT_DIRS", &dirs)]).await;
     let config_path = server.config_path();
     // The echo component marks the vCon and adds no tags.
     let before = run_one(&server, &ingress, &egress).await;

@@ -1,7 +1,7 @@
 //! Where components may be loaded from. `component:` paths and `module:` names
 //! come from the config file and from `POST /config`, so they are confined to
-//! the component directories (`CONSERVER_COMPONENT_DIRS`; default: the links
-//! directory and the config file's directory). Every path a config names is
+//! the component directories: the links directory, and `CONSERVER_COMPONENT_DIRS`
+//! (default: the config file's directory). Every path a config names is
 //! checked before anything reads it:
 //!
 //! 1. the path, made absolute and normalised (`.`/`..` removed without touching
@@ -65,12 +65,16 @@ fn normalise(path: &Path) -> PathBuf {
 impl ComponentPolicy {
     /// `dirs`, or when empty the links directory and the config file's directory.
     pub fn new(dirs: &[PathBuf], links_dir: &Path, config_file: &Path, max_bytes: u64) -> Self {
-        let dirs: Vec<PathBuf> = if dirs.is_empty() {
+        // The links directory (the standard links) always; then the configured
+        // directories, else the config file's.
+        let mut all = vec![links_dir.to_path_buf()];
+        if dirs.is_empty() {
             let config_dir = config_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            vec![links_dir.to_path_buf(), config_dir.to_path_buf()]
+            all.push(config_dir.to_path_buf());
         } else {
-            dirs.to_vec()
-        };
+            all.extend(dirs.iter().cloned());
+        }
+        let dirs = all;
         let dirs: Vec<PathBuf> = dirs.iter().map(|d| normalise(d)).collect();
         let canonical_dirs = dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
         Self { dirs, canonical_dirs, max_bytes }
@@ -238,5 +242,14 @@ mod tests {
         let policy = ComponentPolicy::new(&[], links.path(), &config.path().join("config.yml"), 1024);
         assert!(policy.shown_dirs().contains(&links.path().display().to_string()));
         assert!(policy.shown_dirs().contains(&config.path().display().to_string()));
+        // Configured directories replace the config dir, never the links dir.
+        let other = tempfile::tempdir().unwrap();
+        let policy =
+            ComponentPolicy::new(&[other.path().to_path_buf()], links.path(), &config.path().join("config.yml"), 1024);
+        let shown = policy.shown_dirs();
+        assert!(
+            shown.contains(&links.path().display().to_string()) && shown.contains(&other.path().display().to_string())
+        );
+        assert!(!shown.contains(&config.path().display().to_string()), "{shown}");
     }
 }

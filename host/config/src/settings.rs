@@ -75,10 +75,10 @@ pub struct Settings {
     /// scrapers and autoscalers that cannot send it). Without a token they are
     /// public anyway.
     pub public_metrics: bool,
-    /// `CONSERVER_COMPONENT_DIRS`: the only directories link and tracer components
-    /// are loaded from, separated by `:`. Default (empty here): the links
-    /// directory and the config file's directory. Every component path is
-    /// canonicalised (symlinks resolved) and must be a regular file under one.
+    /// `CONSERVER_COMPONENT_DIRS`: directories link and tracer components are
+    /// loaded from besides the links directory (always one), separated by `:`.
+    /// Default (empty here): the config file's directory. Every component path
+    /// is canonicalised (symlinks resolved) and must be a regular file under one.
     pub component_dirs: Vec<PathBuf>,
     /// `CONSERVER_MAX_COMPONENT_BYTES` (default 256 MiB): larger component files
     /// are refused before they are read.

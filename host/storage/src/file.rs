@@ -128,18 +128,28 @@ impl FileStorage {
         let target = self.target(uuid, created_at.as_deref());
         let dir = target.parent().unwrap_or(&self.options.path).to_path_buf();
         self.make_dirs(&dir)?;
-        let temp = dir.join(format!(".{uuid}.{}.tmp", std::process::id()));
         let bytes = if self.options.compression {
             let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
             encoder.write_all(json.as_bytes()).and_then(|()| encoder.finish()).map_err(self.io("compress", &target))?
         } else {
             json.as_bytes().to_vec()
         };
-        fs::write(&temp, bytes).map_err(self.io("write", &temp))?;
-        fs::set_permissions(&temp, fs::Permissions::from_mode(self.options.file_permissions))
-            .map_err(self.io("chmod", &temp))?;
-        fs::rename(&temp, &target).map_err(self.io("rename into", &target))?;
-        Ok(())
+        // One temp file per write (two writes of one uuid may run at once), removed
+        // whatever fails after it was created (a full disk must not fill up with them).
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = dir.join(format!(".{uuid}.{}.{n}.tmp", std::process::id()));
+        let written = fs::write(&temp, bytes)
+            .map_err(self.io("write", &temp))
+            .and_then(|()| {
+                fs::set_permissions(&temp, fs::Permissions::from_mode(self.options.file_permissions))
+                    .map_err(self.io("chmod", &temp))
+            })
+            .and_then(|()| fs::rename(&temp, &target).map_err(self.io("rename into", &target)));
+        if written.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        written
     }
 
     /// `mkdir -p` with the configured mode on every directory it creates.
