@@ -16,6 +16,7 @@ mod example_config;
 mod exposure;
 mod faults;
 mod follower;
+mod full_disk;
 mod import;
 mod link_new;
 mod llm_links;

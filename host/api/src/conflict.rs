@@ -52,7 +52,7 @@ fn same_document(stored: &str, incoming: &IngestedVcon, body: &[u8]) -> bool {
 /// and anything a storage holds, JSON or not, counts as stored.
 pub(crate) async fn stored_as(state: &ApiState, incoming: &IngestedVcon, body: &[u8]) -> Result<Stored, ApiError> {
     let existing =
-        state.broker.get_vcon(&incoming.uuid).await.map_err(|e| ApiError::internal("Failed to store vCon", e))?;
+        state.broker.get_vcon(&incoming.uuid).await.map_err(|e| ApiError::broker("Failed to store vCon", e))?;
     if existing.is_some() {
         return Ok(compare(existing.as_deref(), incoming, body));
     }

@@ -69,6 +69,17 @@ impl ApiError {
         }])
     }
 
+    /// A failed broker operation: 503 with `Retry-After` when the broker is out
+    /// of reach or cannot write for now (nothing was stored; send it again),
+    /// else a 500. The cause is logged.
+    pub fn broker(detail: &'static str, cause: conserver_broker::BrokerError) -> Self {
+        if cause.is_unavailable() {
+            Self::Unavailable { detail, cause: cause.to_string() }
+        } else {
+            Self::Internal { detail, cause: cause.to_string() }
+        }
+    }
+
     /// A 500 whose cause is logged.
     pub fn internal(detail: &'static str, cause: impl std::fmt::Display) -> Self {
         Self::Internal { detail, cause: cause.to_string() }

@@ -22,7 +22,7 @@ pub fn terms_of(json: &str) -> Vec<String> {
 /// the worker gives it `VCON_REDIS_EXPIRY` when its chain is done. Otherwise it gets
 /// `VCON_REDIS_EXPIRY` now, as in the Python server.
 pub async fn store_ingested(state: &ApiState, vcon: &IngestedVcon, queued: bool) -> Result<(), ApiError> {
-    let failed = |e: conserver_broker::BrokerError| ApiError::internal("Failed to store vCon", e);
+    let failed = |e: conserver_broker::BrokerError| ApiError::broker("Failed to store vCon", e);
     let ttl = if queued { Ttl::Secs(0) } else { Ttl::Secs(state.settings.vcon_expiry_secs) };
     let previous = state
         .broker
@@ -60,13 +60,13 @@ pub async fn create_ingested(state: &ApiState, vcon: &IngestedVcon) -> Result<Op
             state.settings.index_expiry_secs,
         )
         .await
-        .map_err(|e| ApiError::internal("Failed to store vCon", e))
+        .map_err(|e| ApiError::broker("Failed to store vCon", e))
 }
 
 /// The vCon `uuid` from the broker, else from the configured storages in order
 /// (canonicalised, then re-cached and indexed). `None` when nobody has it.
 pub async fn load_vcon(state: &ApiState, uuid: &str, failure: &'static str) -> Result<Option<String>, ApiError> {
-    if let Some(json) = state.broker.get_vcon(uuid).await.map_err(|e| ApiError::internal(failure, e))? {
+    if let Some(json) = state.broker.get_vcon(uuid).await.map_err(|e| ApiError::broker(failure, e))? {
         return Ok(Some(json));
     }
     let live = state.control.live();

@@ -20,6 +20,12 @@ use crate::error::SqliteContext;
 use crate::{Broker, BrokerError, CacheWrite, Popped, Popper, Result, Ttl, dlq_list, processing_list};
 
 const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS broker_health (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    at  INTEGER NOT NULL,
+    pad BLOB
+);
+INSERT OR IGNORE INTO broker_health (id, at) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS list_items (
     id   INTEGER PRIMARY KEY AUTOINCREMENT,
     list TEXT    NOT NULL,
@@ -72,6 +78,8 @@ pub struct EmbeddedBroker {
     reclaimed: Arc<std::sync::atomic::AtomicBool>,
     /// `context:{list}:{uuid}` lists, in memory.
     contexts: Arc<crate::trace_context::TraceContexts>,
+    /// Whether the last write that acknowledges data failed (a full disk).
+    write_failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn now_secs() -> i64 {
@@ -89,6 +97,14 @@ fn secs(value: u64) -> i64 {
 }
 
 impl EmbeddedBroker {
+    /// Note how a write that acknowledges data went: after a failure `ping`
+    /// reports the store unhealthy until a write succeeds again.
+    async fn tracked<T>(&self, write: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let result = write.await;
+        self.write_failing.store(result.is_err(), Ordering::Relaxed);
+        result
+    }
+
     /// Open (creating if needed) the store in directory `dir`.
     pub async fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)
@@ -100,7 +116,27 @@ impl EmbeddedBroker {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.op("open")?;
+        // A write that fails (a full disk) can leave the driver believing a
+        // transaction is still open after SQLite rolled it back; every later
+        // "transaction" would then be a savepoint that never commits, and
+        // writes would be acknowledged without ever reaching the file. Such a
+        // connection is closed on release, and the next write gets a fresh one.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .after_release(|conn, _| {
+                let clean = !sqlx::Connection::is_in_transaction(conn);
+                Box::pin(async move {
+                    if !clean {
+                        tracing::warn!(
+                            "the embedded broker's writer was left inside a failed transaction; reopening it"
+                        );
+                    }
+                    Ok(clean)
+                })
+            })
+            .connect_with(options.clone())
+            .await
+            .op("open")?;
         sqlx::raw_sql(SCHEMA).execute(&writer).await.op("create schema")?;
         sqlx::raw_sql(crate::link_cache::sqlite::SCHEMA).execute(&writer).await.op("create link cache schema")?;
         let reader = SqlitePoolOptions::new()
@@ -114,6 +150,7 @@ impl EmbeddedBroker {
             pushed: Arc::new(Notify::new()),
             reclaimed: Arc::default(),
             contexts: Arc::default(),
+            write_failing: Arc::default(),
         })
     }
 
@@ -158,8 +195,23 @@ impl Broker for EmbeddedBroker {
         "embedded"
     }
 
+    /// A read; and after a write of data failed, a 64 KiB write probe: a store
+    /// that cannot write (a full disk) is not healthy, even though it still
+    /// answers reads.
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await.op("ping")?;
+        if self.write_failing.load(Ordering::Relaxed) {
+            // Writes of data fail; a tiny probe could still fit. Probe anyway, so
+            // a freed disk is seen without waiting for the next real write.
+            let probe = sqlx::query("UPDATE broker_health SET at = ?1, pad = zeroblob(65536) WHERE id = 1")
+                .bind(now_secs())
+                .execute(&self.writer)
+                .await;
+            if let Err(error) = probe {
+                return Err(error).op("write (the disk may be full)");
+            }
+            self.write_failing.store(false, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -177,24 +229,27 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn push(&self, list: &str, uuids: &[String]) -> Result<()> {
-        if uuids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.writer.begin().await.op("begin push")?;
-        for uuid in uuids {
-            sqlx::query(
-                "INSERT INTO list_items (list, pos, item)
-                 SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
-            )
-            .bind(list)
-            .bind(uuid)
-            .execute(&mut *tx)
-            .await
-            .op("push")?;
-        }
-        tx.commit().await.op("commit push")?;
-        self.pushed.notify_waiters();
-        Ok(())
+        self.tracked(async {
+            if uuids.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.writer.begin().await.op("begin push")?;
+            for uuid in uuids {
+                sqlx::query(
+                    "INSERT INTO list_items (list, pos, item)
+                     SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
+                )
+                .bind(list)
+                .bind(uuid)
+                .execute(&mut *tx)
+                .await
+                .op("push")?;
+            }
+            tx.commit().await.op("commit push")?;
+            self.pushed.notify_waiters();
+            Ok(())
+        })
+        .await
     }
 
     async fn push_front(&self, list: &str, uuid: &str) -> Result<()> {
@@ -394,8 +449,11 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn put_vcon(&self, uuid: &str, json: &str, ttl: Ttl) -> Result<()> {
-        let mut conn = self.writer.acquire().await.op("acquire")?;
-        put_in(&mut conn, uuid, json, ttl, now_secs()).await
+        self.tracked(async {
+            let mut conn = self.writer.acquire().await.op("acquire")?;
+            put_in(&mut conn, uuid, json, ttl, now_secs()).await
+        })
+        .await
     }
 
     async fn delete_vcon(&self, uuid: &str) -> Result<bool> {
@@ -420,44 +478,47 @@ impl Broker for EmbeddedBroker {
     }
 
     async fn dead_letter(&self, ingress: &str, mut reason: DlqReason, expiry_secs: u64) -> Result<()> {
-        let list = dlq_list(ingress);
-        let mut tx = self.writer.begin().await.op("begin dead-letter")?;
-        // Write first, so the transaction holds the write lock before it reads.
-        sqlx::query(
-            "INSERT INTO list_items (list, pos, item)
-             SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
-        )
-        .bind(&list)
-        .bind(&reason.uuid)
-        .execute(&mut *tx)
-        .await
-        .op("push dlq")?;
-        let previous: Option<String> =
-            sqlx::query_scalar("SELECT reason FROM dlq_reasons WHERE list = ?1 AND uuid = ?2")
-                .bind(&list)
-                .bind(&reason.uuid)
-                .fetch_optional(&mut *tx)
-                .await
-                .op("read dlq reason")?;
-        reason.attempts =
-            previous.and_then(|text| serde_json::from_str::<DlqReason>(&text).ok()).map_or(0, |r| r.attempts) + 1;
-        let text = serde_json::to_string(&reason).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
-        sqlx::query("INSERT INTO dlq_reasons (list, uuid, reason) VALUES (?1, ?2, ?3) ON CONFLICT (list, uuid) DO UPDATE SET reason = excluded.reason")
+        self.tracked(async {
+            let list = dlq_list(ingress);
+            let mut tx = self.writer.begin().await.op("begin dead-letter")?;
+            // Write first, so the transaction holds the write lock before it reads.
+            sqlx::query(
+                "INSERT INTO list_items (list, pos, item)
+                 SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
+            )
             .bind(&list)
             .bind(&reason.uuid)
-            .bind(&text)
             .execute(&mut *tx)
             .await
-            .op("record dlq reason")?;
-        if expiry_secs > 0 {
-            sqlx::query("UPDATE vcons SET expires_at = ?2 WHERE uuid = ?1")
+            .op("push dlq")?;
+            let previous: Option<String> =
+                sqlx::query_scalar("SELECT reason FROM dlq_reasons WHERE list = ?1 AND uuid = ?2")
+                    .bind(&list)
+                    .bind(&reason.uuid)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .op("read dlq reason")?;
+            reason.attempts =
+                previous.and_then(|text| serde_json::from_str::<DlqReason>(&text).ok()).map_or(0, |r| r.attempts) + 1;
+            let text = serde_json::to_string(&reason).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+            sqlx::query("INSERT INTO dlq_reasons (list, uuid, reason) VALUES (?1, ?2, ?3) ON CONFLICT (list, uuid) DO UPDATE SET reason = excluded.reason")
+                .bind(&list)
                 .bind(&reason.uuid)
-                .bind(now_secs().saturating_add(secs(expiry_secs)))
+                .bind(&text)
                 .execute(&mut *tx)
                 .await
-                .op("expire dead-lettered vcon")?;
-        }
-        tx.commit().await.op("commit dead-letter")
+                .op("record dlq reason")?;
+            if expiry_secs > 0 {
+                sqlx::query("UPDATE vcons SET expires_at = ?2 WHERE uuid = ?1")
+                    .bind(&reason.uuid)
+                    .bind(now_secs().saturating_add(secs(expiry_secs)))
+                    .execute(&mut *tx)
+                    .await
+                    .op("expire dead-lettered vcon")?;
+            }
+            tx.commit().await.op("commit dead-letter")
+        })
+        .await
     }
 
     async fn dlq_reasons(&self, ingress: &str) -> Result<Vec<DlqReason>> {
@@ -499,20 +560,23 @@ impl Broker for EmbeddedBroker {
         terms: &[String],
         terms_ttl_secs: u64,
     ) -> Result<Option<String>> {
-        let now = now_secs();
-        let mut tx = self.writer.begin().await.op("begin store")?;
-        // The first statement writes, so the transaction holds the write lock.
-        index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
-        let previous: Option<String> =
-            sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
-                .bind(uuid)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .op("read previous vcon")?;
-        put_in(&mut tx, uuid, json, ttl, now).await?;
-        tx.commit().await.op("commit store")?;
-        Ok(previous)
+        self.tracked(async {
+            let now = now_secs();
+            let mut tx = self.writer.begin().await.op("begin store")?;
+            // The first statement writes, so the transaction holds the write lock.
+            index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
+            let previous: Option<String> =
+                sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+                    .bind(uuid)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .op("read previous vcon")?;
+            put_in(&mut tx, uuid, json, ttl, now).await?;
+            tx.commit().await.op("commit store")?;
+            Ok(previous)
+        })
+        .await
     }
 
     async fn create_vcon(
@@ -524,25 +588,28 @@ impl Broker for EmbeddedBroker {
         terms: &[String],
         terms_ttl_secs: u64,
     ) -> Result<Option<String>> {
-        let now = now_secs();
-        // The writer pool has one connection: no other write comes between the
-        // read below and the write after it.
-        let mut tx = self.writer.begin().await.op("begin create")?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
-                .bind(uuid)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .op("read existing vcon")?;
-        if existing.is_some() {
-            tx.rollback().await.op("end create")?;
-            return Ok(existing);
-        }
-        index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
-        put_in(&mut tx, uuid, json, ttl, now).await?;
-        tx.commit().await.op("commit create")?;
-        Ok(None)
+        self.tracked(async {
+            let now = now_secs();
+            // The writer pool has one connection: no other write comes between the
+            // read below and the write after it.
+            let mut tx = self.writer.begin().await.op("begin create")?;
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+                    .bind(uuid)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .op("read existing vcon")?;
+            if existing.is_some() {
+                tx.rollback().await.op("end create")?;
+                return Ok(existing);
+            }
+            index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
+            put_in(&mut tx, uuid, json, ttl, now).await?;
+            tx.commit().await.op("commit create")?;
+            Ok(None)
+        })
+        .await
     }
 
     async fn unindex_vcon(&self, uuid: &str, terms: &[String]) -> Result<()> {

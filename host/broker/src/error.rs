@@ -46,6 +46,31 @@ impl BrokerError {
     }
 }
 
+impl BrokerError {
+    /// Whether the broker cannot take work now but may soon: connection trouble,
+    /// Redis out of memory, loading or read-only, a cluster not ready; SQLite
+    /// busy, a full disk or an I/O error. The API answers these with 503 and
+    /// `Retry-After`.
+    pub fn is_unavailable(&self) -> bool {
+        if self.is_retryable() {
+            return true;
+        }
+        match self {
+            Self::Redis { source, .. } => {
+                let code = source.code().unwrap_or_default();
+                ["OOM", "LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY"].contains(&code)
+                    || source.is_cluster_error()
+            }
+            // SQLITE_BUSY 5, LOCKED 6, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
+            Self::Sqlite { source: sqlx::Error::Database(db), .. } => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| [5, 6, 8, 10, 13, 14].contains(&(code & 0xff))),
+            _ => false,
+        }
+    }
+}
+
 pub(crate) trait RedisContext<T> {
     fn op(self, operation: &'static str) -> Result<T, BrokerError>;
 }

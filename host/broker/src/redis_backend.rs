@@ -64,8 +64,18 @@ impl Broker for RedisBroker {
         "redis"
     }
 
+    /// `PING`, then a tiny write: a Redis out of memory (or read-only) answers
+    /// `PING` but refuses every write, and is not healthy.
     async fn ping(&self) -> Result<()> {
         redis::cmd("PING").query_async::<String>(&mut self.conn()).await.op("PING")?;
+        redis::cmd("SET")
+            .arg("conserver:health")
+            .arg(std::process::id())
+            .arg("EX")
+            .arg(60)
+            .query_async::<()>(&mut self.conn())
+            .await
+            .op("write probe (SET conserver:health)")?;
         Ok(())
     }
 

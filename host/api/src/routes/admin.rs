@@ -63,7 +63,7 @@ pub async fn read_dlq(State(state): State<ApiState>, RawQuery(query): RawQuery) 
     let query = Query::parse(query.as_deref());
     let ingress = query.required("ingress_list")?;
     let detail = query.last("detail").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
-    let failed = |e: conserver_broker::BrokerError| ApiError::internal("Failed to read DLQ", e);
+    let failed = |e: conserver_broker::BrokerError| ApiError::broker("Failed to read DLQ", e);
     if detail {
         Ok(Json(state.broker.dlq_reasons(&ingress).await.map_err(failed)?).into_response())
     } else {
@@ -91,7 +91,7 @@ pub async fn reprocess_dlq(
         .broker
         .move_items(&dlq_list(&ingress), &ingress, count as u64)
         .await
-        .map_err(|e| ApiError::internal("Failed to reprocess DLQ", e))?;
+        .map_err(|e| ApiError::broker("Failed to reprocess DLQ", e))?;
     conserver_core::metrics::record_enqueued(&ingress, "dlq_reprocess", moved);
     Ok(Json(moved))
 }
@@ -103,7 +103,7 @@ pub async fn reprocess_dlq(
     responses((status = 200, description = "How many vCons were indexed"), (status = 403, description = "No token configured, or a wrong one")))]
 pub async fn index_vcons(State(state): State<ApiState>, _access: ControlAccess) -> Result<Json<u64>, ApiError> {
     let broker = &state.broker;
-    let uuids = broker.vcon_uuids().await.map_err(|e| ApiError::internal("Failed to index vCons", e))?;
+    let uuids = broker.vcon_uuids().await.map_err(|e| ApiError::broker("Failed to index vCons", e))?;
     let mut indexed = 0;
     for uuid in uuids {
         let Ok(Some(json)) = broker.get_vcon(&uuid).await else { continue };

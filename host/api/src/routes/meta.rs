@@ -22,7 +22,8 @@ fn version_info(state: &ApiState) -> Value {
 }
 
 /// Liveness and readiness: `{"status": "healthy"|"degraded", "version": {…},
-/// "broker": {"backend", "status": "ok"|"unreachable", "error"?}}`. Always 200 and
+/// "broker": {"backend", "status": "ok"|"unreachable"|"failing", "error"?}}`
+/// (`failing`: it answers but cannot write — a full disk, Redis out of memory). Always 200 and
 /// answered within half a second: the process is up even when the broker is
 /// not, and a load balancer's `curl -f` must not restart it for that; monitors
 /// read `status`.
@@ -31,7 +32,11 @@ pub async fn health(State(state): State<ApiState>) -> Json<Value> {
     let backend = state.broker.backend();
     let broker = match tokio::time::timeout(BROKER_CHECK, state.broker.ping()).await {
         Ok(Ok(())) => json!({"backend": backend, "status": "ok"}),
-        Ok(Err(error)) => json!({"backend": backend, "status": "unreachable", "error": error.to_string()}),
+        // Answering but refusing writes (a full disk, Redis out of memory) is `failing`.
+        Ok(Err(error)) => {
+            let status = if error.is_retryable() { "unreachable" } else { "failing" };
+            json!({"backend": backend, "status": status, "error": error.to_string()})
+        }
         Err(_) => {
             json!({"backend": backend, "status": "unreachable", "error": format!("no answer within {} ms", BROKER_CHECK.as_millis())})
         }

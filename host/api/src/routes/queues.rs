@@ -64,7 +64,7 @@ pub async fn external_ingress(
     }
     enqueue(&state, &list, &[vcon.uuid], Source::External)
         .await
-        .map_err(|e| ApiError::internal("Failed to store vCon", e))?;
+        .map_err(|e| ApiError::broker("Failed to store vCon", e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -116,7 +116,7 @@ pub async fn ingress(
                 .broker
                 .expire_vcon(&uuid, 0)
                 .await
-                .map_err(|e| ApiError::internal("Failed to add to ingress list", e))?;
+                .map_err(|e| ApiError::broker("Failed to add to ingress list", e))?;
             found.push(uuid);
         } else {
             tracing::info!(vcon_uuid = %uuid, list = %list, "ingress skipped a uuid found nowhere");
@@ -124,7 +124,7 @@ pub async fn ingress(
     }
     enqueue(&state, &list, &found, Source::Reingress)
         .await
-        .map_err(|e| ApiError::internal("Failed to add to ingress list", e))?;
+        .map_err(|e| ApiError::broker("Failed to add to ingress list", e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -143,7 +143,7 @@ pub async fn egress(State(state): State<ApiState>, RawQuery(query): RawQuery) ->
     let peek = query.last("peek").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
     let result =
         if peek { state.broker.peek(&list, limit).await } else { state.broker.pop_front_many(&list, limit).await };
-    Ok(Json(result.map_err(|e| ApiError::internal("Failed to pop from egress list", e))?))
+    Ok(Json(result.map_err(|e| ApiError::broker("Failed to pop from egress list", e))?))
 }
 
 /// Remove uuids read with `GET /vcon/egress?peek=true` (one occurrence each);
@@ -165,7 +165,7 @@ pub async fn egress_ack(
         .broker
         .remove_items(&list, &uuids)
         .await
-        .map_err(|e| ApiError::internal("Failed to acknowledge egress", e))?;
+        .map_err(|e| ApiError::broker("Failed to acknowledge egress", e))?;
     Ok(Json(removed))
 }
 
@@ -175,7 +175,7 @@ pub async fn egress_ack(
     responses((status = 200, description = "The list's length"), (status = 422, description = "Missing list")))]
 pub async fn count(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<u64>, ApiError> {
     let list = Query::parse(query.as_deref()).required("egress_list")?;
-    let depth = state.broker.len(&list).await.map_err(|e| ApiError::internal("Failed to count egress list", e))?;
+    let depth = state.broker.len(&list).await.map_err(|e| ApiError::broker("Failed to count egress list", e))?;
     Ok(Json(depth))
 }
 
@@ -191,6 +191,6 @@ pub async fn queue_depth(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let list = Query::parse(query.as_deref()).required("list_name")?;
-    let depth = state.broker.len(&list).await.map_err(|e| ApiError::internal("Failed to get queue depth", e))?;
+    let depth = state.broker.len(&list).await.map_err(|e| ApiError::broker("Failed to get queue depth", e))?;
     Ok(Json(json!({"list_name": list, "depth": depth})))
 }

@@ -67,7 +67,7 @@ pub async fn create_vcon(
     for list in lists {
         enqueue(&state, &list, std::slice::from_ref(&vcon.uuid), Source::New)
             .await
-            .map_err(|e| ApiError::internal("Failed to store vCon", e))?;
+            .map_err(|e| ApiError::broker("Failed to store vCon", e))?;
     }
     Ok(json_response(StatusCode::CREATED, vcon.json))
 }
@@ -91,7 +91,7 @@ pub async fn list_vcons(State(state): State<ApiState>, RawQuery(query): RawQuery
         .broker
         .list_vcons(since, until, offset, size as u64)
         .await
-        .map_err(|e| ApiError::internal("Failed to list vCons", e))?;
+        .map_err(|e| ApiError::broker("Failed to list vCons", e))?;
     Ok(axum::Json(uuids).into_response())
 }
 
@@ -186,6 +186,6 @@ pub async fn search(State(state): State<ApiState>, RawQuery(query): RawQuery) ->
     let terms: Vec<String> =
         fields.iter().filter_map(|f| query.last(f).filter(|v| !v.is_empty()).map(|v| format!("{f}:{v}"))).collect();
     let uuids =
-        state.broker.search(&terms).await.map_err(|e| ApiError::internal("An error occurred during the search", e))?;
+        state.broker.search(&terms).await.map_err(|e| ApiError::broker("An error occurred during the search", e))?;
     Ok(axum::Json(json!(uuids)).into_response())
 }
