@@ -168,3 +168,53 @@ async fn a_redis_restart_mid_load_loses_nothing() {
     let missing = expected.iter().filter(|u| !seen.contains_key(*u)).count();
     assert!(complete, "{missing} vCons lost after the Redis restart:\n{}", server.log_text());
 }
+
+/// Cut the server's connections to Redis (`CLIENT KILL` of each of its sockets,
+/// found with `ss`); other tests' connections are left alone. How many were cut.
+async fn cut_redis_connections(server: &Server) -> usize {
+    let out = Command::new("ss").args(["-tnpH", "dst", "127.0.0.1:6379"]).output().expect("ss (iproute2) is needed");
+    let pid = format!("pid={},", server.pid());
+    let client = redis::Client::open(crate::support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut cut = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains(&pid)) {
+        // State Recv-Q Send-Q Local:Port Peer:Port Process
+        let Some(local) = line.split_whitespace().nth(3) else { continue };
+        let killed: redis::RedisResult<u64> =
+            redis::cmd("CLIENT").arg("KILL").arg("ADDR").arg(local).query_async(&mut conn).await;
+        if killed.is_ok() {
+            cut += 1;
+        }
+    }
+    cut
+}
+
+#[tokio::test]
+async fn an_item_a_live_worker_holds_without_working_on_it_is_returned_after_a_connection_reset() {
+    let (ingress, egress) = (unique("stray-in"), unique("stray-out"));
+    let config = format!(
+        "links:\n  tag:\n    component: {tag}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
+        tag = component("tag.wasm").display(),
+    );
+    let server = Server::start(Backend::Redis, &config, &[]).await;
+    let client = redis::Client::open(crate::support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // The server's worker, from the registry (entries of this test's lists).
+    let workers: HashMap<String, String> =
+        redis::cmd("HGETALL").arg("conserver:workers").query_async(&mut conn).await.unwrap();
+    let worker = workers
+        .iter()
+        .find(|(_, lists)| lists.contains(&ingress))
+        .map(|(id, _)| id.clone())
+        .expect("the server's worker is registered");
+    // What a pop whose answer was lost to a reset leaves behind: a stored vCon in
+    // the live worker's processing list, not in flight.
+    let (uuid, vcon) = fresh_vcon();
+    assert_eq!(server.post_vcon(&vcon, "").await.status(), 201);
+    let processing = format!("{{{ingress}}}:processing:{worker}");
+    let () = redis::cmd("LPUSH").arg(&processing).arg(&uuid).query_async(&mut conn).await.unwrap();
+    assert!(cut_redis_connections(&server).await > 0, "no connection of the server to cut");
+    server.wait_for_egress(&egress, &uuid, Duration::from_secs(60)).await;
+    let left: Vec<String> = redis::cmd("LRANGE").arg(&processing).arg(0).arg(-1).query_async(&mut conn).await.unwrap();
+    assert!(!left.contains(&uuid), "{left:?}");
+}

@@ -212,3 +212,43 @@ async fn a_body_trickling_in_past_the_body_read_timeout_gets_408_and_the_connect
     assert!(until_closed(&mut stream, Duration::from_secs(20)).await.is_some(), "the connection is closed");
     assert!(health(&server).await.starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn sigterm_is_not_held_up_by_a_client_sending_slowly() {
+    // Issue #17, item 3: a client trickling its head or its body once kept the
+    // process from exiting at all. Exit must follow the grace period.
+    let mut server = Server::start(
+        Backend::Embedded,
+        "",
+        &[
+            ("CONSERVER_SHUTDOWN_GRACE_SECS", "2"),
+            ("CONSERVER_HTTP_HEADER_READ_TIMEOUT_SECS", "300"),
+            ("CONSERVER_HTTP_IDLE_TIMEOUT_SECS", "300"),
+            ("CONSERVER_HTTP_BODY_READ_TIMEOUT_SECS", "300"),
+        ],
+    )
+    .await;
+    let mut head = connect(&server).await;
+    head.write_all(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n").await.unwrap();
+    let mut body = connect(&server).await;
+    body.write_all(
+        b"POST /vcon HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..120 {
+            let _ = head.write_all(b"x").await;
+            let _ = body.write_all(b" ").await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    // Bounded only to detect a hang: the grace period is 2 s.
+    let status = server.terminate(Duration::from_secs(30)).await;
+    trickle.abort();
+    let status = status.unwrap_or_else(|| panic!("no exit 30 s after SIGTERM:\n{}", server.log_text()));
+    assert!(status.success(), "{status}");
+    eprintln!("exited {:.1} s after SIGTERM with a 2 s grace period", started.elapsed().as_secs_f64());
+}

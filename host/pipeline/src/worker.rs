@@ -1,8 +1,17 @@
 //! Workers: each has a dispatcher that pops uuids while it has free concurrency
-//! slots and a task per vCon. Shutdown stops popping, lets in-flight vCons finish
-//! within the grace period, then returns the rest to the head of their lists.
+//! slots and a task per vCon. Shutdown stops popping (a pop waiting for work is
+//! abandoned), lets in-flight vCons finish within the grace period, then returns
+//! the rest to the head of their lists.
+//!
+//! A worker also keeps its processing lists honest: after a failed pop (a
+//! connection reset may have lost the answer to a pop that moved an item) and
+//! when it stops, whatever its processing lists hold beyond the vCons it is
+//! working on goes back to the head of its list. The reaper only returns the
+//! items of dead workers, so without this an item could stay with a live worker
+//! for the life of the process.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conserver_broker::{Broker, Popped, Popper};
@@ -67,6 +76,7 @@ impl Workers {
                 snapshots: snapshots.clone(),
                 settings: settings.clone(),
                 shutdown: shutdown.clone(),
+                in_flight: Arc::default(),
             };
             set.spawn(worker.run());
         }
@@ -87,6 +97,60 @@ struct Worker {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     settings: WorkerSettings,
     shutdown: CancellationToken,
+    /// The vCons popped and not yet settled, by (list, uuid), with a count.
+    in_flight: Arc<Mutex<HashMap<(String, String), usize>>>,
+}
+
+impl Worker {
+    fn hold(&self, item: &Popped) {
+        let mut held = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *held.entry((item.list.clone(), item.uuid.clone())).or_default() += 1;
+    }
+
+    fn release(&self, item: &Popped) {
+        let mut held = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (item.list.clone(), item.uuid.clone());
+        if let Some(count) = held.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&key);
+            }
+        }
+    }
+
+    /// Return to the head of `lists` what this worker's processing lists hold
+    /// beyond its vCons in flight (oldest at the very head); how many.
+    async fn return_strays(&self, lists: &BTreeSet<String>) -> conserver_broker::Result<u64> {
+        let mut returned = 0;
+        for list in lists {
+            // What is in flight first, then what is held: a vCon settled in
+            // between is in neither, and nothing is popped meanwhile (the
+            // dispatcher is here), so whatever is held but was not in flight
+            // is a stray.
+            let mut keep: HashMap<String, usize> = {
+                let in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                in_flight.iter().filter(|((l, _), _)| l == list).map(|((_, uuid), n)| (uuid.clone(), *n)).collect()
+            };
+            let held = self.broker.range(&conserver_broker::processing_list(list, &self.id)).await?;
+            // The copies in flight are kept; the rest are strays.
+            let mut strays = Vec::new();
+            for uuid in held {
+                match keep.get_mut(&uuid) {
+                    Some(count) if *count > 0 => *count -= 1,
+                    _ => strays.push(uuid),
+                }
+            }
+            // Newest first onto the head, so the oldest ends up first.
+            for uuid in strays.into_iter().rev() {
+                let item = Popped { list: list.clone(), uuid };
+                self.broker.requeue(&self.id, &item).await?;
+                tracing::warn!(worker = %self.id, list = %item.list, vcon_uuid = %item.uuid,
+                    "returned a vCon this worker held without working on it (a lost pop answer, or shutdown)");
+                returned += 1;
+            }
+        }
+        Ok(returned)
+    }
 }
 
 /// Return the vCons held by dead workers (of any process) to their lists: at start
@@ -133,19 +197,37 @@ impl Worker {
         let tasks = TaskTracker::new();
         let hard_stop = CancellationToken::new();
         let mut failures = 0u32;
+        // Every list this worker has read from (a reload may drop one).
+        let mut read_from: BTreeSet<String> = BTreeSet::new();
+        // Whether a pop failed since the processing lists were last checked.
+        let mut check_strays = true;
         loop {
             let permit = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 () = self.shutdown.cancelled() => break,
             };
             let snapshot = self.snapshots.borrow().clone();
-            // A pop is never cancelled half-way: it may already have moved an item.
-            match popper.pop(snapshot.ingress_lists(), POP_WAIT).await {
+            read_from.extend(snapshot.ingress_lists().iter().cloned());
+            if check_strays {
+                match self.return_strays(&read_from).await {
+                    Ok(_) => check_strays = false,
+                    Err(error) => tracing::warn!(worker = %self.id, %error, "cannot check the processing lists yet"),
+                }
+            }
+            // A pop abandoned at shutdown may have moved an item: the check
+            // after the loop returns it.
+            let popped = tokio::select! {
+                popped = popper.pop(snapshot.ingress_lists(), POP_WAIT) => popped,
+                () = self.shutdown.cancelled() => break,
+            };
+            match popped {
                 Ok(Some(item)) => {
                     failures = 0;
+                    self.hold(&item);
                     conserver_core::metrics::record_received(&item.list);
                     if self.shutdown.is_cancelled() {
                         self.requeue(&item).await;
+                        self.release(&item);
                         break;
                     }
                     // The config may have changed while the pop waited: the vCon
@@ -154,18 +236,21 @@ impl Worker {
                     let Some(chain) = snapshot.chain_for(&item.list) else {
                         tracing::warn!(list = %item.list, "no chain reads this list any more; returning the item");
                         self.requeue(&item).await;
+                        self.release(&item);
                         continue;
                     };
                     let worker = self.clone();
                     let hard_stop = hard_stop.clone();
                     tasks.spawn(async move {
-                        worker.handle(chain, item, hard_stop).await;
+                        worker.handle(chain, &item, hard_stop).await;
+                        worker.release(&item);
                         drop(permit);
                     });
                 }
                 Ok(None) => {}
                 Err(error) => {
                     failures = failures.saturating_add(1);
+                    check_strays = true;
                     let backoff = Duration::from_millis(100u64 << failures.min(5));
                     tracing::error!(worker = %self.id, %error, retry_in_ms = backoff.as_millis() as u64, "cannot pop from the broker");
                     tokio::select! {
@@ -184,6 +269,12 @@ impl Worker {
             tracing::warn!(worker = %self.id, "grace period over; returning unfinished vCons to their lists");
             hard_stop.cancel();
             tasks.wait().await;
+        }
+        drop(popper);
+        match self.return_strays(&read_from).await {
+            Ok(_) => {}
+            Err(error) => tracing::error!(worker = %self.id, %error,
+                "cannot check the processing lists; what they hold is returned by another worker's reaper"),
         }
         tracing::info!(worker = %self.id, "worker stopped");
     }
@@ -205,7 +296,7 @@ impl Worker {
         }
     }
 
-    async fn handle(&self, chain: Arc<ChainPlan>, item: Popped, hard_stop: CancellationToken) {
+    async fn handle(&self, chain: Arc<ChainPlan>, item: &Popped, hard_stop: CancellationToken) {
         let producer = if conserver_core::trace_context::enabled() {
             self.broker.pop_trace_context(&item.list, &item.uuid).await.unwrap_or_else(|error| {
                 tracing::debug!(vcon_uuid = %item.uuid, %error, "cannot read the producer's trace context");
@@ -215,21 +306,21 @@ impl Worker {
             None
         };
         let span = crate::spans::chain_span(&chain.name, &item.uuid, &item.list, producer.as_deref());
-        let work = process_vcon(self.broker.as_ref(), &chain, &item, self.settings.options).instrument(span.clone());
+        let work = process_vcon(self.broker.as_ref(), &chain, item, self.settings.options).instrument(span.clone());
         tokio::select! {
             result = work => match result {
                 Ok(outcome) => {
                     if let Outcome::Completed = outcome {
                         tracing::debug!(parent: &span, "vCon processed");
                     }
-                    self.settle(&item, Settle::Ack, &hard_stop).await;
+                    self.settle(item, Settle::Ack, &hard_stop).await;
                 }
                 Err(error) => {
                     tracing::error!(parent: &span, %error, "broker failed mid-chain; returning the vCon to its list");
-                    self.settle(&item, Settle::Requeue, &hard_stop).await;
+                    self.settle(item, Settle::Requeue, &hard_stop).await;
                 }
             },
-            () = hard_stop.cancelled() => self.requeue(&item).await,
+            () = hard_stop.cancelled() => self.requeue(item).await,
         }
     }
 

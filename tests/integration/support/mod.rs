@@ -158,6 +158,11 @@ impl Server {
             .unwrap_or_default()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kill the process (SIGKILL) without letting it clean up.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
