@@ -218,3 +218,28 @@ async fn an_item_a_live_worker_holds_without_working_on_it_is_returned_after_a_c
     let left: Vec<String> = redis::cmd("LRANGE").arg(&processing).arg(0).arg(-1).query_async(&mut conn).await.unwrap();
     assert!(!left.contains(&uuid), "{left:?}");
 }
+
+#[tokio::test]
+async fn serve_waits_for_a_redis_that_starts_after_it() {
+    // Issue #17, item 9: containers start in any order.
+    let port = crate::support::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let late = tokio::spawn(async move {
+        // Later than the Redis client's own reconnection attempts (about 7 s).
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server")
+    });
+    // Server::start waits (bounded) for /health, which answers once serving.
+    let server = Server::start(Backend::Embedded, "", &[("REDIS_URL", url.as_str())]).await;
+    let mut redis: Child = late.await.unwrap();
+    let (_, health) = server.get_json("/health").await;
+    assert_eq!(health["broker"]["backend"], "redis", "{health}");
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert!(server.log_text().contains("not reachable yet; retrying"), "each attempt is logged");
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

@@ -84,18 +84,53 @@ async fn check(_settings: &Settings, path: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn connect_broker(settings: &Settings) -> Result<Arc<dyn Broker>> {
+/// The broker `settings` name, or the error and what was being done (any
+/// password in `REDIS_URL` replaced by `***`).
+pub(crate) async fn open_broker(
+    settings: &Settings,
+) -> std::result::Result<Arc<dyn Broker>, (conserver_broker::BrokerError, String)> {
     Ok(match &settings.broker {
         BrokerChoice::Redis(url) => Arc::new(
             RedisBroker::connect(url)
                 .await
-                .with_context(|| format!("connecting to Redis at {url}"))?
+                .map_err(|e| (e, format!("connecting to Redis at {}", redact_url(url))))?
                 .with_sorted_set(&settings.sorted_set),
         ),
         BrokerChoice::Embedded(dir) => Arc::new(
             EmbeddedBroker::open(dir)
                 .await
-                .with_context(|| format!("opening the embedded broker in {}", dir.display()))?,
+                .map_err(|e| (e, format!("opening the embedded broker in {}", dir.display())))?,
         ),
     })
+}
+
+/// `url` with the password of its user info (`scheme://user:password@host`)
+/// replaced by `***`, for logs and errors.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+            let shown = if user_info.contains(':') { format!("{user}:***") } else { "***".to_string() };
+            format!("{scheme}://{shown}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        assert_eq!(redact_url("redis://:s3cret@redis:6379/0"), "redis://:***@redis:6379/0");
+        assert_eq!(redact_url("rediss://default:s3cret@r.example:6380"), "rediss://default:***@r.example:6380");
+        assert_eq!(redact_url("redis://s3cret@redis"), "redis://***@redis");
+        assert_eq!(redact_url("redis://a:b@c@host/1?x=@"), "redis://a:***@host/1?x=@");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
 }

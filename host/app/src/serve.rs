@@ -11,7 +11,7 @@ use conserver_config::{Config, Settings};
 use conserver_core::EgressFormat;
 use tokio_util::sync::CancellationToken;
 
-use crate::{connect_broker, follower, gauges, http_server, shutdown};
+use crate::{follower, gauges, http_server, shutdown};
 
 /// The wasm runtime sized for the configured workers.
 #[cfg(feature = "worker")]
@@ -107,6 +107,40 @@ async fn start_processing(
     Ok(Processing { control, lists: Box::new(move || lists_source.ingress_lists()) })
 }
 
+/// Connect to the broker, waiting for it when it is not reachable yet
+/// (containers start in any order): retries with backoff from 0.5 s to 10 s
+/// for up to `CONSERVER_BROKER_WAIT_SECS`, each attempt logged. A refusal
+/// that waiting cannot fix (a bad URL, wrong credentials) fails at once.
+/// `None` when a shutdown signal came first.
+async fn connect_patiently(settings: &Settings, shutdown: &CancellationToken) -> Result<Option<Arc<dyn Broker>>> {
+    let started = tokio::time::Instant::now();
+    let limit = Duration::from_secs(settings.broker_wait_secs);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match crate::open_broker(settings).await {
+            Ok(broker) => return Ok(Some(broker)),
+            Err((error, what)) if error.is_retryable() && started.elapsed() + backoff <= limit => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64,
+                    waited_secs = started.elapsed().as_secs(), "{what}: not reachable yet; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return Ok(None),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err((error, what)) => {
+                let waited = started.elapsed().as_secs();
+                let hint = if error.is_retryable() {
+                    format!(" (gave up after {waited} s; CONSERVER_BROKER_WAIT_SECS sets how long to wait)")
+                } else {
+                    String::new()
+                };
+                return Err(anyhow::Error::new(error).context(format!("{what}{hint}")));
+            }
+        }
+    }
+}
+
 /// Serve until a shutdown signal, then drain.
 pub async fn serve(settings: Settings) -> Result<()> {
     let shutdown = shutdown::on_signal().context("installing signal handlers")?;
@@ -116,7 +150,10 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let config = Config::load(&settings.config_file)?;
     let document = Config::read_document(&settings.config_file)?;
     tracing::info!(config = %settings.config_file.display(), links_dir = %settings.links_dir.display(), "configuration loaded");
-    let broker = connect_broker(&settings).await?;
+    let Some(broker) = connect_patiently(&settings, &shutdown).await? else {
+        tracing::info!("stopped before the broker was reachable");
+        return Ok(());
+    };
     let followers = config.followers.clone();
     let processing = start_processing(&settings, config, document, broker.clone(), shutdown.clone()).await?;
     for (name, def) in &followers {

@@ -127,6 +127,11 @@ pub struct Settings {
     /// `CONSERVER_SHUTDOWN_GRACE_SECS` (default 30): how long in-flight vCons may
     /// run after SIGTERM before they are returned to their lists.
     pub shutdown_grace_secs: u64,
+    /// `CONSERVER_BROKER_WAIT_SECS` (default 300): how long `serve` waits for
+    /// a broker that is not reachable at start (Redis starting after this
+    /// container), retrying with backoff, before it exits with the error.
+    /// 0 fails at the first refusal.
+    pub broker_wait_secs: u64,
     /// `CONSERVER_WORKER_TTL_SECS` (default 15): a worker silent this long is dead
     /// and the vCons it held are returned to their lists.
     pub worker_ttl_secs: u64,
@@ -219,6 +224,7 @@ impl Settings {
             links_dir,
             max_body_bytes: number(&get, "CONSERVER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             shutdown_grace_secs: number(&get, "CONSERVER_SHUTDOWN_GRACE_SECS", 30)?,
+            broker_wait_secs: number(&get, "CONSERVER_BROKER_WAIT_SECS", 300)?,
             worker_ttl_secs: number(&get, "CONSERVER_WORKER_TTL_SECS", 15)?.max(1),
             version: get("VCON_SERVER_VERSION").unwrap_or_else(|| "dev".into()),
             git_commit: get("VCON_SERVER_GIT_COMMIT").unwrap_or_else(|| "unknown".into()),
