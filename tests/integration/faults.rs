@@ -243,3 +243,27 @@ async fn serve_waits_for_a_redis_that_starts_after_it() {
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+#[tokio::test]
+async fn a_redis_that_can_lose_acknowledged_vcons_is_named_at_start_and_in_health() {
+    // Issue #17, item 6: neither AOF nor snapshots, and an eviction policy that
+    // drops keys (the Python compose file's allkeys-lru).
+    let port = crate::support::free_port();
+    let mut redis = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = Server::start(Backend::Embedded, "", &[("REDIS_URL", url.as_str())]).await;
+    let (_, health) = server.get_json("/health").await;
+    let warnings = health["broker"]["warnings"].as_array().cloned().unwrap_or_default();
+    let text = serde_json::to_string(&warnings).unwrap();
+    assert!(text.contains("allkeys-lru") && text.contains("noeviction"), "{health}");
+    assert!(text.contains("no AOF") && text.contains("appendonly yes"), "{health}");
+    let log = server.log_text();
+    assert!(log.contains("maxmemory-policy allkeys-lru") && log.contains("WARN"), "warned at start:\n{log}");
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

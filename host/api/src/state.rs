@@ -30,6 +30,9 @@ pub struct ApiSettings {
     pub git_commit: String,
     /// `VCON_SERVER_BUILD_TIME`.
     pub build_time: String,
+    /// Broker settings found at start that can lose acknowledged data (shown
+    /// in `/health`).
+    pub broker_warnings: Vec<String>,
     /// What protects an open (token-less) server and bounds request parsing.
     pub guards: Guards,
 }

@@ -154,6 +154,17 @@ pub async fn serve(settings: Settings) -> Result<()> {
         tracing::info!("stopped before the broker was reachable");
         return Ok(());
     };
+    // Say loudly, once, when the broker can lose what it acknowledges.
+    let broker_warnings = match broker.durability_warnings().await {
+        Ok(warnings) => warnings,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the broker's persistence settings");
+            Vec::new()
+        }
+    };
+    for warning in &broker_warnings {
+        tracing::warn!(broker = broker.backend(), "{warning}");
+    }
     let followers = config.followers.clone();
     let processing = start_processing(&settings, config, document, broker.clone(), shutdown.clone()).await?;
     for (name, def) in &followers {
@@ -177,6 +188,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
             version: settings.version.clone(),
             git_commit: settings.git_commit.clone(),
             build_time: settings.build_time.clone(),
+            broker_warnings,
             guards: Guards {
                 allow_open: settings.allow_open,
                 allowed_hosts: settings.allowed_hosts.clone(),

@@ -71,6 +71,14 @@ pub trait Broker: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Memory the broker uses, when it can tell (Redis `INFO memory` `used_memory`).
     async fn memory_used_bytes(&self) -> Result<Option<u64>>;
+    /// Settings of the broker that can lose acknowledged data, each said in a
+    /// sentence with what to do: a Redis with neither AOF nor RDB snapshots,
+    /// or with an eviction policy other than `noeviction`. Empty when none
+    /// (always, for the embedded broker, which writes every acknowledged item
+    /// to its file).
+    async fn durability_warnings(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Store the producer's trace context for `uuid` queued on `list`
     /// (`RPUSH context:{list}:{uuid}` + `EXPIRE`), as the Python API does before
     /// each enqueue.

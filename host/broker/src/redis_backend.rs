@@ -79,6 +79,51 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
+    async fn durability_warnings(&self) -> Result<Vec<String>> {
+        let info = |section: &'static str| async move {
+            let text: String = redis::cmd("INFO").arg(section).query_async(&mut self.conn()).await.op("INFO")?;
+            Ok::<_, BrokerError>(text)
+        };
+        let field = |text: &str, name: &str| {
+            text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')).map(|v| v.trim().to_string())
+        };
+        let mut warnings = Vec::new();
+        let memory = info("memory").await?;
+        if let Some(policy) = field(&memory, "maxmemory_policy")
+            && policy != "noeviction"
+        {
+            warnings.push(format!(
+                "Redis evicts keys under memory pressure (maxmemory-policy {policy}): queued uuids and vCons not yet \
+                 in a storage can be dropped; set maxmemory-policy noeviction"
+            ));
+        }
+        let persistence = info("persistence").await?;
+        let aof = field(&persistence, "aof_enabled").is_some_and(|v| v == "1");
+        // RDB snapshots: `CONFIG GET save` (managed Redis may refuse CONFIG; then
+        // the last snapshot's time tells whether snapshots are taken at all).
+        let rdb = match redis::cmd("CONFIG").arg("GET").arg("save").query_async::<Vec<String>>(&mut self.conn()).await {
+            Ok(pair) => pair.get(1).is_some_and(|rules| !rules.trim().is_empty()),
+            Err(_) => {
+                field(&persistence, "rdb_saves").is_some_and(|n| n != "0")
+                    || field(&persistence, "rdb_last_save_time").is_some_and(|t| t != "0")
+            }
+        };
+        if !aof && !rdb {
+            warnings.push(
+                "Redis keeps no AOF and takes no RDB snapshots: a Redis restart loses every queued and stored vCon it \
+                 holds; enable appendonly yes (or snapshots)"
+                    .into(),
+            );
+        } else if !aof {
+            warnings.push(
+                "Redis persists by RDB snapshots only: a crash loses what was acknowledged since the last snapshot; \
+                 enable appendonly yes"
+                    .into(),
+            );
+        }
+        Ok(warnings)
+    }
+
     async fn memory_used_bytes(&self) -> Result<Option<u64>> {
         let info: String = redis::cmd("INFO").arg("memory").query_async(&mut self.conn()).await.op("INFO memory")?;
         Ok(info.lines().find_map(|line| line.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()))

@@ -42,6 +42,10 @@ pub async fn health(State(state): State<ApiState>) -> Json<Value> {
         }
     };
     let status = if broker["status"] == "ok" { "healthy" } else { "degraded" };
+    let mut broker = broker;
+    if !state.settings.broker_warnings.is_empty() {
+        broker["warnings"] = json!(state.settings.broker_warnings);
+    }
     Json(json!({"status": status, "version": version_info(&state), "broker": broker}))
 }
 

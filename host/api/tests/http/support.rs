@@ -168,6 +168,7 @@ impl TestApi {
                 version: "test-version".into(),
                 git_commit: "test-commit".into(),
                 build_time: "unknown".into(),
+                broker_warnings: Vec::new(),
                 guards: options.guards,
             }),
         };
