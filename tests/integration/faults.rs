@@ -267,3 +267,46 @@ async fn a_redis_that_can_lose_acknowledged_vcons_is_named_at_start_and_in_healt
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+#[tokio::test]
+async fn during_a_redis_outage_the_api_answers_503_with_retry_after() {
+    // Issue #17, item 8: clients and load balancers must be told to come back,
+    // not be given a 500 (and nothing may be acknowledged that was not stored).
+    let port = crate::support::free_port();
+    let start_redis = || {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server")
+    };
+    let mut redis = start_redis();
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = Server::start(Backend::Embedded, "", &[("REDIS_URL", url.as_str())]).await;
+    let (_, vcon) = fresh_vcon();
+    assert_eq!(server.post_vcon(&vcon, "outage-in").await.status(), 201);
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let started = std::time::Instant::now();
+    let (_, vcon) = fresh_vcon();
+    let reply = server.post_vcon(&vcon, "outage-in").await;
+    eprintln!("POST during the outage answered {} after {:.2} s", reply.status(), started.elapsed().as_secs_f64());
+    assert_eq!(reply.status(), 503);
+    assert!(reply.headers().contains_key("retry-after"));
+    let (_, health) = server.get_json("/health").await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    // Redis back: the same server stores again.
+    let mut redis = start_redis();
+    let mut stored = false;
+    for _ in 0..100 {
+        let (_, vcon) = fresh_vcon();
+        if server.post_vcon(&vcon, "outage-in").await.status() == 201 {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(stored, "no 201 after Redis came back");
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
