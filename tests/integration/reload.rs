@@ -178,3 +178,35 @@ followers: {{}}
     assert!(store.path().join(format!("{uuid}.json")).is_file());
     assert!(server.log_text().contains("`imports` is a Python-only feature"));
 }
+
+#[tokio::test]
+async fn a_file_edit_right_after_post_config_is_applied_not_lost() {
+    // Issue #17, item 5: an edit within about a second of `POST /config` used
+    // to be taken for the API's own write and never applied.
+    let (ingress, egress) = (unique("in"), unique("out"));
+    let config = |tags: &str| {
+        format!(
+            "links:\n  tag:\n    module: links.tag\n    options: {{tags: [{tags}]}}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n"
+        )
+    };
+    // POST /config without a token needs the explicit opt-in.
+    let server = Server::start(Backend::Embedded, &config("boot"), &[("CONSERVER_ALLOW_OPEN", "1")]).await;
+    let config_path = server.config_path();
+    for round in 0..3 {
+        let document: Value = serde_yaml_ng::from_str(&config(&format!("api{round}"))).unwrap();
+        let posted = server.client.post(server.url("/api/config")).json(&document).send().await.unwrap();
+        assert_eq!(posted.status(), 204, "{}", posted.text().await.unwrap_or_default());
+        // The edit lands at once, inside the watcher's poll interval.
+        let edited = format!("edit{round}");
+        std::fs::write(&config_path, config(&edited)).unwrap();
+        let mut applied = false;
+        for _ in 0..40 {
+            if tags_of(&run_one(&server, &ingress, &egress).await).contains(&format!("{edited}:{edited}")) {
+                applied = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(applied, "round {round}: the file edit after POST /config was never applied:\n{}", server.log_text());
+    }
+}

@@ -55,9 +55,10 @@ pub struct ConfigStore {
     live: LiveSlot,
     snapshots: watch::Sender<Arc<Snapshot>>,
     replacing: Mutex<()>,
-    /// Bumped on every swap, so the file watcher can tell its own reloads from
-    /// writes made through `POST /config`.
-    generation: std::sync::atomic::AtomicU64,
+    /// The config file's text as the running config was read from it or written
+    /// to it (`POST /config` writes the file), so the file watcher can tell the
+    /// API's own write from an edit made after it.
+    file_text: std::sync::Mutex<Option<String>>,
     /// The files the watcher polls, refreshed on every swap.
     watched: RwLock<Vec<PathBuf>>,
 }
@@ -73,6 +74,7 @@ impl ConfigStore {
         snapshots: watch::Sender<Arc<Snapshot>>,
     ) -> Self {
         let watched = watched_for(&path, &snapshots.borrow());
+        let file_text = std::fs::read_to_string(&path).ok();
         Self {
             path,
             links_dir,
@@ -81,7 +83,7 @@ impl ConfigStore {
             live: LiveSlot::new(live),
             snapshots,
             replacing: Mutex::new(()),
-            generation: Default::default(),
+            file_text: std::sync::Mutex::new(file_text),
             watched: RwLock::new(watched),
         }
     }
@@ -101,11 +103,27 @@ impl ConfigStore {
     /// a broken config is refused and the running one stays.
     pub async fn reload_from_file(&self) -> Result<(), ConfigRejected> {
         let _one_at_a_time = self.replacing.lock().await;
+        // The text first: an edit landing while the config loads then differs
+        // from it, and the watcher reloads again instead of losing the edit.
+        let text = std::fs::read_to_string(&self.path).ok();
         let config = Config::load(&self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
         let document = Config::read_document(&self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
         let (live, snapshot) = self.prepare(config, document).await?;
         self.swap(live, snapshot);
+        self.set_file_text(text);
         Ok(())
+    }
+
+    /// Whether the config file still holds the text the running config came
+    /// from (true right after `POST /config` wrote it).
+    pub fn file_is_running_config(&self) -> bool {
+        let now = std::fs::read_to_string(&self.path).ok();
+        let running = self.file_text.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        now.is_some() && *running == now
+    }
+
+    fn set_file_text(&self, text: Option<String>) {
+        *self.file_text.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = text;
     }
 
     /// The config file and every component file the running config names.
@@ -116,13 +134,7 @@ impl ConfigStore {
         }
     }
 
-    /// How many times a config has been swapped in.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
     fn swap(&self, live: LiveConfig, snapshot: Snapshot) {
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let watched = watched_for(&self.path, &snapshot);
         match self.watched.write() {
             Ok(mut guard) => *guard = watched,
@@ -148,7 +160,10 @@ impl ConfigControl for ConfigStore {
         let config = parse_document(&document, &self.path)?;
         let (live, snapshot) = self.prepare(config, document.clone()).await.map_err(|e| redacted(e, &document))?;
         write_document(&self.path, &document)?;
+        // Read back what was written (an edit after it is then told apart).
+        let written = std::fs::read_to_string(&self.path).ok();
         self.swap(live, snapshot);
+        self.set_file_text(written);
         tracing::info!(config = %self.path.display(), "configuration replaced through the API");
         Ok(())
     }

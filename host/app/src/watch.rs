@@ -3,6 +3,10 @@
 //! config through the same path as `POST /config` — validated, components compiled
 //! off the hot path, swapped atomically. A broken config is logged and the running
 //! one stays until the files change again.
+//!
+//! The latest change wins. `POST /config` writes the file, so the file always
+//! holds what runs; the watcher skips that write (the file's text is the
+//! running config's) and applies any edit made after it, however soon.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,7 +35,6 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 /// Watch until `shutdown`.
 pub async fn watch(store: Arc<ConfigStore>, shutdown: CancellationToken) {
     let mut seen = stamp(&store.watched_files());
-    let mut generation = store.generation();
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
@@ -44,19 +47,18 @@ pub async fn watch(store: Arc<ConfigStore>, shutdown: CancellationToken) {
         // Let a writer finish (editors write in several steps) before reading.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let now = stamp(&store.watched_files());
-        if store.generation() != generation {
+        let components_changed = now.iter().skip(1).ne(seen.iter().skip(1));
+        if !components_changed && store.file_is_running_config() {
             // `POST /config` wrote the file and swapped it in already.
             seen = now;
-            generation = store.generation();
             continue;
         }
         match store.reload_from_file().await {
-            Ok(()) => tracing::info!("configuration reloaded from disk"),
+            Ok(()) => tracing::info!("configuration reloaded from disk (the file changed)"),
             Err(ConfigRejected::Invalid(error) | ConfigRejected::Failed(error)) => {
                 tracing::error!(%error, "the changed configuration was refused; the running one stays");
             }
         }
         seen = now;
-        generation = store.generation();
     }
 }
