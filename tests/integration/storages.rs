@@ -25,8 +25,12 @@ fn chain_with_broken_storage(ingress: &str, egress: &str, good: &std::path::Path
 async fn a_failing_storage_dead_letters_the_vcon_by_default() {
     let (ingress, egress) = (unique("in"), unique("out"));
     let dir = tempfile::tempdir().unwrap();
-    let mut server =
-        Server::start(Backend::Redis, &chain_with_broken_storage(&ingress, &egress, dir.path(), ""), &[]).await;
+    let mut server = Server::start(
+        Backend::Redis,
+        &chain_with_broken_storage(&ingress, &egress, dir.path(), "    storage_retry_secs: 1\n"),
+        &[],
+    )
+    .await;
     let (uuid, vcon) = fresh_vcon();
     server.post_vcon(&vcon, &ingress).await;
     let reason = server.wait_for_dlq(&ingress, &uuid, Duration::from_secs(30)).await;
@@ -44,13 +48,40 @@ async fn a_failing_storage_dead_letters_the_vcon_by_default() {
 async fn with_storage_failure_log_the_chain_carries_on() {
     let (ingress, egress) = (unique("in"), unique("out"));
     let dir = tempfile::tempdir().unwrap();
-    let config = chain_with_broken_storage(&ingress, &egress, dir.path(), "    storage_failure: log\n");
+    let config = chain_with_broken_storage(
+        &ingress,
+        &egress,
+        dir.path(),
+        "    storage_failure: log\n    storage_retry_secs: 1\n",
+    );
     let server = Server::start(Backend::Redis, &config, &[]).await;
     let (uuid, vcon) = fresh_vcon();
     server.post_vcon(&vcon, &ingress).await;
     server.wait_for_egress(&egress, &uuid, Duration::from_secs(30)).await;
     assert_eq!(server.get_json(&format!("/api/dlq?ingress_list={ingress}")).await.1, json!([]));
     assert!(server.log_text().contains("storage failed; continuing"));
+}
+
+#[tokio::test]
+async fn a_storage_outage_shorter_than_storage_retry_secs_is_ridden_out() {
+    // Issue #17, item 7: a database stopped for a few seconds dead-lettered every
+    // vCon that met it. Here the storage's directory cannot be created (its path
+    // is a file) for about 3 s, then can: the vCon is stored, not dead-lettered.
+    let (ingress, egress) = (unique("in"), unique("out"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = chain_with_broken_storage(&ingress, &egress, dir.path(), "    storage_retry_secs: 60\n");
+    let blocker = dir.path().join("not-a-directory");
+    let server = Server::start(Backend::Redis, &config, &[]).await;
+    let (uuid, vcon) = fresh_vcon();
+    server.post_vcon(&vcon, &ingress).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The outage ends: the path becomes a directory.
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir(&blocker).unwrap();
+    server.wait_for_egress(&egress, &uuid, Duration::from_secs(60)).await;
+    assert_eq!(server.get_json(&format!("/api/dlq?ingress_list={ingress}")).await.1, json!([]));
+    assert!(std::fs::read_dir(&blocker).unwrap().next().is_some(), "the vCon was written once the storage was back");
+    assert!(server.log_text().contains("storage write succeeded after retries"));
 }
 
 #[tokio::test]

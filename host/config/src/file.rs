@@ -214,6 +214,12 @@ pub struct ChainDef {
     /// the Python behaviour).
     #[serde(default)]
     pub storage_failure: StorageFailure,
+    /// Seconds a failing storage write is retried (backoff from 0.2 s to 5 s)
+    /// before `storage_failure` applies, so a short database or bucket outage is
+    /// ridden out instead of dead-lettering every vCon that meets it; the chain's
+    /// `timeout` still bounds the whole chain. Default 60; 0 tries once.
+    #[serde(default)]
+    pub storage_retry_secs: Option<f64>,
     /// Keys this version does not read (`timeout`, `tracers`, …).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,

@@ -57,6 +57,8 @@ pub struct ChainPlan {
     pub timeout: Option<Duration>,
     /// What a storage that keeps failing does to the vCon.
     pub storage_failure: StorageFailure,
+    /// How long a failing storage write is retried (`storage_retry_secs:`).
+    pub storage_retry: Duration,
     /// Every configured storage, in config order: where a vCon missing from the
     /// broker is looked for.
     pub fallback_storages: Arc<Vec<Arc<dyn Storage>>>,
@@ -234,6 +236,9 @@ impl Snapshot {
                 consumed_lists: consumed_lists.clone(),
                 timeout: chain.timeout.map(Duration::from_secs_f64),
                 storage_failure: chain.storage_failure,
+                storage_retry: Duration::from_secs_f64(
+                    chain.storage_retry_secs.filter(|s| s.is_finite() && *s >= 0.0).unwrap_or(60.0).min(86_400.0),
+                ),
                 fallback_storages: fallback_storages.clone(),
             });
             for list in &chain.ingress_lists {

@@ -357,8 +357,8 @@ async fn route(broker: &dyn Broker, uuid: &str, lists: &[String]) -> Result<(), 
     Ok(())
 }
 
-/// Attempts per storage write before the chain's failure policy applies.
-const STORAGE_ATTEMPTS: u32 = 3;
+/// Longest pause between two attempts of a failing storage write.
+const STORAGE_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Write to every storage of the chain, each with bounded retries. A storage that
 /// still fails dead-letters the vCon (naming it) or, with `storage_failure: log`,
@@ -394,7 +394,7 @@ async fn store(chain: &ChainPlan, uuid: &str, vcon: &str, parallel: bool) -> Res
 /// One storage's write in its `storage.{name}` span.
 async fn save_traced(chain: &ChainPlan, storage: &dyn Storage, uuid: &str, vcon: &str) -> Result<(), StorageError> {
     let span = spans::storage_span(&chain.name, storage.name(), uuid);
-    let result = save_with_retries(storage, uuid, vcon).instrument(span.clone()).await;
+    let result = save_with_retries(storage, uuid, vcon, chain.storage_retry).instrument(span.clone()).await;
     if let Err(error) = &result {
         spans::mark_error(&span, &error.to_string());
     }
@@ -402,20 +402,41 @@ async fn save_traced(chain: &ChainPlan, storage: &dyn Storage, uuid: &str, vcon:
 }
 
 /// Each attempt is counted in `conserver.storage.count` / `duration_ms`.
-async fn save_with_retries(storage: &dyn Storage, uuid: &str, vcon: &str) -> Result<(), StorageError> {
+/// Write, retrying a failure with backoff (0.2 s doubling to 5 s) until `retry_for`
+/// has passed since the first attempt (a short outage of the database is ridden
+/// out); then the last error. A value too large for the storage is not retried.
+async fn save_with_retries(
+    storage: &dyn Storage,
+    uuid: &str,
+    vcon: &str,
+    retry_for: Duration,
+) -> Result<(), StorageError> {
+    let first = Instant::now();
     let mut backoff = Duration::from_millis(200);
-    let mut attempt = 1;
+    let mut attempt = 1u32;
     loop {
         let started = Instant::now();
         let result = storage.save(uuid, vcon).await;
         metrics::record_storage(storage.name(), result.is_ok(), started.elapsed());
         match result {
-            Ok(()) => return Ok(()),
-            Err(error) if attempt >= STORAGE_ATTEMPTS => return Err(error),
+            Ok(()) => {
+                if attempt > 1 {
+                    tracing::info!(
+                        storage = storage.name(),
+                        vcon_uuid = uuid,
+                        attempt,
+                        "storage write succeeded after retries"
+                    );
+                }
+                return Ok(());
+            }
+            Err(error @ StorageError::TooLarge { .. }) => return Err(error),
+            Err(error) if first.elapsed() + backoff > retry_for => return Err(error),
             Err(error) => {
-                tracing::warn!(storage = storage.name(), vcon_uuid = uuid, attempt, %error, "storage write failed; retrying");
+                tracing::warn!(storage = storage.name(), vcon_uuid = uuid, attempt, %error,
+                    retry_in_ms = backoff.as_millis() as u64, "storage write failed; retrying");
                 tokio::time::sleep(backoff).await;
-                backoff *= 4;
+                backoff = (backoff * 2).min(STORAGE_MAX_BACKOFF);
                 attempt += 1;
             }
         }
