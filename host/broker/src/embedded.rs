@@ -565,13 +565,7 @@ impl Broker for EmbeddedBroker {
             let mut tx = self.writer.begin().await.op("begin store")?;
             // The first statement writes, so the transaction holds the write lock.
             index_in(&mut tx, uuid, score, terms, terms_ttl_secs).await?;
-            let previous: Option<String> =
-                sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
-                    .bind(uuid)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .op("read previous vcon")?;
+            let previous = live_doc_in(&mut tx, uuid, now).await?;
             put_in(&mut tx, uuid, json, ttl, now).await?;
             tx.commit().await.op("commit store")?;
             Ok(previous)
@@ -593,13 +587,7 @@ impl Broker for EmbeddedBroker {
             // The writer pool has one connection: no other write comes between the
             // read below and the write after it.
             let mut tx = self.writer.begin().await.op("begin create")?;
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
-                    .bind(uuid)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .op("read existing vcon")?;
+            let existing = live_doc_in(&mut tx, uuid, now).await?;
             if existing.is_some() {
                 tx.rollback().await.op("end create")?;
                 return Ok(existing);
@@ -671,6 +659,16 @@ impl Broker for EmbeddedBroker {
 }
 
 /// Upsert a vCon document (inside the caller's transaction or connection).
+/// The document stored under `uuid`, unless it expired by `now`.
+async fn live_doc_in(conn: &mut sqlx::SqliteConnection, uuid: &str, now: i64) -> Result<Option<String>> {
+    sqlx::query_scalar("SELECT doc FROM vcons WHERE uuid = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+        .bind(uuid)
+        .bind(now)
+        .fetch_optional(conn)
+        .await
+        .op("read stored vcon")
+}
+
 async fn put_in(conn: &mut sqlx::SqliteConnection, uuid: &str, json: &str, ttl: Ttl, now: i64) -> Result<()> {
     let query = match ttl {
         // Keep a live TTL; an expired row counts as absent, so it gets none.
