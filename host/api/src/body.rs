@@ -2,7 +2,7 @@
 //! otherwise, as JSON), streamed and counted as they arrive; refused with a 422
 //! when the content type says it is not JSON, as the Python server does; refused
 //! with a 413 when its JSON holds more values or deeper nesting than allowed
-//! (checked by a scan before anything is parsed, see `json_bound`).
+//! (checked by a scan before anything is parsed, see `conserver_core::json_bound`).
 //!
 //! A server without an API token also refuses a body with no `Content-Type`:
 //! browsers send JSON-looking text cross-site without a preflight only as
@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::ApiState;
 use crate::error::ApiError;
-use crate::json_bound::{TooComplex, check};
+use conserver_core::json_bound::{TooComplex, check};
 
 /// A JSON request body, not yet parsed.
 pub struct JsonBody(pub Bytes);

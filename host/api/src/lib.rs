@@ -16,7 +16,6 @@ mod control;
 mod enqueue;
 mod error;
 mod guards;
-mod json_bound;
 mod middleware;
 mod query;
 mod read;

@@ -8,6 +8,7 @@ mod dlq;
 mod error;
 mod form;
 mod ingest;
+pub mod json_bound;
 pub mod metrics;
 mod timestamp;
 pub mod trace_context;

@@ -12,6 +12,8 @@
 use conserver_config::Limits;
 
 use crate::LinkFailure;
+use conserver_core::json_bound::{self, TooComplex};
+
 use crate::bindings::Directive;
 use crate::failure::Budget;
 use crate::link_text::{self, MAX_FIELD_BYTES, needs_escape};
@@ -50,43 +52,14 @@ pub(crate) fn check(
     check_uuid(json, expected_uuid)
 }
 
-/// Nesting depth and values (containers, and the separators between array
-/// elements and object members) counted outside strings, stopping at the first
-/// budget exceeded. It does not validate the JSON: the parse that follows does.
+/// Nesting depth and values counted by the shared pre-parse scan, stopping at
+/// the first budget exceeded.
 fn scan(bytes: &[u8], limits: &Limits) -> Result<(), LinkFailure> {
-    let mut values: u64 = 1;
-    let mut depth: u64 = 0;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limits.output_depth {
-                    return Err(LinkFailure::Budget { budget: Budget::OutputDepth, limit: limits.output_depth });
-                }
-                values += 1;
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b',' => values += 1,
-            _ => continue,
-        }
-        if values > limits.output_values {
-            return Err(LinkFailure::Budget { budget: Budget::OutputValues, limit: limits.output_values });
-        }
-    }
-    Ok(())
+    let cap = |limit: u64| usize::try_from(limit).unwrap_or(usize::MAX);
+    json_bound::check(bytes, cap(limits.output_values), cap(limits.output_depth)).map_err(|exceeded| match exceeded {
+        TooComplex::Depth(_) => LinkFailure::Budget { budget: Budget::OutputDepth, limit: limits.output_depth },
+        TooComplex::Values(_) => LinkFailure::Budget { budget: Budget::OutputValues, limit: limits.output_values },
+    })
 }
 
 /// A changed vCon must be a JSON object that keeps the uuid it was given.

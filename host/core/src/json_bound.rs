@@ -1,7 +1,8 @@
-//! A cheap scan of a JSON body before it is parsed, bounding what the parse may
-//! build. A `serde_json::Value` costs 16–40 times the text it comes from for dense
-//! input (`[0,0,0,…]`: 2 bytes of text, a 32-byte `Value` plus growth slack), so a
-//! 32 MiB body could take over a gigabyte. The scan counts values (containers and
+//! A cheap scan of JSON text before it is parsed (an API request body, a vCon a
+//! link returns), bounding what the parse may build. A `serde_json::Value` costs
+//! 16–40 times the text it comes from for dense input (`[0,0,0,…]`: 2 bytes of
+//! text, a 32-byte `Value` plus growth slack), so a 32 MiB body could take over
+//! a gigabyte. The scan counts values (containers and
 //! the separators between elements and members) and the nesting depth outside
 //! strings, and stops at the first limit exceeded. It does not validate the JSON:
 //! the parser still does that.
