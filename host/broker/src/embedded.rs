@@ -372,10 +372,32 @@ impl Broker for EmbeddedBroker {
         Ok(())
     }
 
-    async fn reclaim_dead(&self, live: &[String]) -> Result<u64> {
+    async fn dead_workers(&self, live: &[String]) -> Result<Vec<String>> {
+        // Only a previous run's workers can be dead: after one scan that finds
+        // none, the processing lists are not scanned again.
         if self.reclaimed.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(0);
+            return Ok(Vec::new());
         }
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT list FROM list_items WHERE list LIKE '{%}:processing:%'")
+                .fetch_all(&self.writer)
+                .await
+                .op("find processing lists")?;
+        let mut dead: Vec<String> = names
+            .iter()
+            .filter_map(|name| crate::keys::parse_processing_list(name).map(|(_, worker)| worker))
+            .filter(|worker| !live.iter().any(|w| w == worker))
+            .map(str::to_string)
+            .collect();
+        dead.sort();
+        dead.dedup();
+        if dead.is_empty() {
+            self.reclaimed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(dead)
+    }
+
+    async fn reclaim_worker(&self, worker: &str) -> Result<u64> {
         let names: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT list FROM list_items WHERE list LIKE '{%}:processing:%'")
                 .fetch_all(&self.writer)
@@ -383,8 +405,8 @@ impl Broker for EmbeddedBroker {
                 .op("find processing lists")?;
         let mut returned = 0;
         for name in names {
-            let Some((ingress, worker)) = crate::keys::parse_processing_list(&name) else { continue };
-            if live.iter().any(|w| w == worker) {
+            let Some((ingress, owner)) = crate::keys::parse_processing_list(&name) else { continue };
+            if owner != worker {
                 continue;
             }
             let mut tx = self.writer.begin().await.op("begin reclaim")?;
@@ -415,8 +437,13 @@ impl Broker for EmbeddedBroker {
             }
             returned += moved;
         }
-        self.reclaimed.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(returned)
+    }
+
+    fn shared(&self) -> bool {
+        // One process serves an embedded store (the CLI that imports into the
+        // same file runs no workers).
+        false
     }
 
     async fn cache_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {

@@ -115,10 +115,20 @@ pub trait Broker: Send + Sync + 'static {
     /// Record that `worker` is alive and consumes `lists`; without a renewal the
     /// record lapses after `ttl_secs` and the worker counts as dead.
     async fn heartbeat(&self, worker: &str, lists: &[String], ttl_secs: u64) -> Result<()>;
-    /// Return the items held in the processing lists of dead workers to the head of
-    /// their ingress lists, oldest first; `live` are this process's workers, never
-    /// reclaimed. Returns how many items were returned.
-    async fn reclaim_dead(&self, live: &[String]) -> Result<u64>;
+    /// The workers (of any process) whose heartbeat has lapsed and whose items may
+    /// still be held; `live` are this process's workers, never listed.
+    async fn dead_workers(&self, live: &[String]) -> Result<Vec<String>>;
+    /// Return the items held in `worker`'s processing lists to the head of their
+    /// ingress lists, oldest first, unless its heartbeat is back; how many.
+    async fn reclaim_worker(&self, worker: &str) -> Result<u64>;
+    /// Whether other processes may share this broker. A worker found dead in a
+    /// shared broker may only be cut off from it for a moment (a Redis refusing
+    /// writes refuses heartbeats too), so the reaper reclaims it only when it is
+    /// found dead twice, half a heartbeat period apart; a broker owned by one
+    /// process knows every worker not its own is gone.
+    fn shared(&self) -> bool {
+        true
+    }
 
     /// The vCon document `vcon:{uuid}`, if present.
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>>;

@@ -232,42 +232,53 @@ impl Broker for RedisBroker {
         batch.run(&self.conn).await.op("heartbeat").map(drop)
     }
 
-    async fn reclaim_dead(&self, live: &[String]) -> Result<u64> {
+    async fn dead_workers(&self, live: &[String]) -> Result<Vec<String>> {
         let mut conn = self.conn();
-        let workers: std::collections::HashMap<String, String> =
-            conn.hgetall(WORKERS_KEY).await.op("HGETALL workers")?;
-        let mut returned = 0;
-        for (worker, lists_json) in workers {
+        let workers: Vec<String> = conn.hkeys(WORKERS_KEY).await.op("HKEYS workers")?;
+        let mut dead = Vec::new();
+        for worker in workers {
             if live.contains(&worker) {
                 continue;
             }
             let alive: bool = conn.exists(heartbeat_key(&worker)).await.op("EXISTS heartbeat")?;
-            if alive {
-                continue;
+            if !alive {
+                dead.push(worker);
             }
-            let lists: Vec<String> = serde_json::from_str(&lists_json).unwrap_or_default();
-            for list in &lists {
-                // Newest first onto the head, so the oldest ends up at the very head.
-                loop {
-                    let moved: Option<String> = redis::cmd("LMOVE")
-                        .arg(processing_list(list, &worker))
-                        .arg(list)
-                        .arg("RIGHT")
-                        .arg("LEFT")
-                        .query_async(&mut conn)
-                        .await
-                        .op("LMOVE reclaim")?;
-                    match moved {
-                        Some(uuid) => {
-                            tracing::warn!(%worker, %list, vcon_uuid = %uuid, "returned a dead worker's vCon to its list");
-                            returned += 1;
-                        }
-                        None => break,
+        }
+        Ok(dead)
+    }
+
+    async fn reclaim_worker(&self, worker: &str) -> Result<u64> {
+        let mut conn = self.conn();
+        // A worker whose heartbeat came back since it was found dead keeps its items.
+        let alive: bool = conn.exists(heartbeat_key(worker)).await.op("EXISTS heartbeat")?;
+        if alive {
+            return Ok(0);
+        }
+        let lists_json: Option<String> = conn.hget(WORKERS_KEY, worker).await.op("HGET workers")?;
+        let lists: Vec<String> = lists_json.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default();
+        let mut returned = 0;
+        for list in &lists {
+            // Newest first onto the head, so the oldest ends up at the very head.
+            loop {
+                let moved: Option<String> = redis::cmd("LMOVE")
+                    .arg(processing_list(list, worker))
+                    .arg(list)
+                    .arg("RIGHT")
+                    .arg("LEFT")
+                    .query_async(&mut conn)
+                    .await
+                    .op("LMOVE reclaim")?;
+                match moved {
+                    Some(uuid) => {
+                        tracing::warn!(%worker, %list, vcon_uuid = %uuid, "returned a dead worker's vCon to its list");
+                        returned += 1;
                     }
+                    None => break,
                 }
             }
-            conn.hdel::<_, _, ()>(WORKERS_KEY, &worker).await.op("HDEL worker")?;
         }
+        conn.hdel::<_, _, ()>(WORKERS_KEY, worker).await.op("HDEL worker")?;
         Ok(returned)
     }
 

@@ -320,12 +320,34 @@ async fn a_dead_workers_items_return_to_the_head_in_order(broker: Arc<dyn Broker
     // The dead worker's heartbeat lapses; only its items come back, oldest first.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // (A shared Redis may hold other dead workers too: at least these two return.)
-    let returned = broker.reclaim_dead(std::slice::from_ref(&live)).await.unwrap();
-    assert!(returned >= 2, "{returned}");
+    let found = broker.dead_workers(std::slice::from_ref(&live)).await.unwrap();
+    assert!(found.contains(&dead) && !found.contains(&live), "{found:?}");
+    assert_eq!(broker.reclaim_worker(&dead).await.unwrap(), 2);
     assert_eq!(broker.range(&list).await.unwrap(), ["a", "b", "d"]);
     assert_eq!(broker.range(&processing_list(&list, &live)).await.unwrap(), ["c"]);
-    broker.reclaim_dead(std::slice::from_ref(&live)).await.unwrap();
+    assert_eq!(broker.reclaim_worker(&dead).await.unwrap(), 0);
     assert_eq!(broker.range(&list).await.unwrap(), ["a", "b", "d"], "nothing is returned twice");
+    assert!(
+        !broker.dead_workers(std::slice::from_ref(&live)).await.unwrap().contains(&dead),
+        "forgotten once reclaimed"
+    );
+}
+
+async fn a_worker_whose_heartbeat_is_back_keeps_its_items(broker: Arc<dyn Broker>) {
+    let (list, worker) = (unique("in"), unique("slow"));
+    broker.push(&list, &["a".into()]).await.unwrap();
+    let lists = [list.clone()];
+    broker.heartbeat(&worker, &lists, 1).await.unwrap();
+    let mut popper = broker.popper(&worker).await.unwrap();
+    popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    if broker.shared() {
+        assert!(broker.dead_workers(&[]).await.unwrap().contains(&worker));
+        // Its heartbeat returns before the reaper's second look.
+        broker.heartbeat(&worker, &lists, 30).await.unwrap();
+        assert_eq!(broker.reclaim_worker(&worker).await.unwrap(), 0);
+        assert_eq!(broker.range(&processing_list(&list, &worker)).await.unwrap(), ["a"]);
+    }
 }
 
 macro_rules! both_backends {
@@ -374,6 +396,7 @@ both_backends!(
     stored_documents_are_enumerable,
     create_vcon_stores_only_when_nothing_is_there,
     a_dead_workers_items_return_to_the_head_in_order,
+    a_worker_whose_heartbeat_is_back_keeps_its_items,
     link_cache_entries_are_kept_replaced_and_expire,
     link_cache_namespaces_never_share_an_entry,
     link_cache_quota_refuses_writes_past_it_and_replacing_gives_bytes_back,

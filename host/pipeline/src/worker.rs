@@ -9,8 +9,16 @@
 //! working on goes back to the head of its list. The reaper only returns the
 //! items of dead workers, so without this an item could stay with a live worker
 //! for the life of the process.
+//!
+//! On a broker other processes share, "dead" is judged with care: a Redis that
+//! refuses writes (out of memory) refuses heartbeats too, so every worker looks
+//! dead once it takes writes again. The reaper reclaims a worker only when two
+//! consecutive scans, half a heartbeat period apart, find it dead and this
+//! process's own heartbeats succeeded throughout; a worker whose heartbeats fail
+//! for half the period stops taking work until one succeeds again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +37,40 @@ const POP_WAIT: Duration = Duration::from_secs(1);
 /// How long ack/requeue keep retrying through broker trouble before giving up
 /// (the item then stays in the processing list and is reclaimed later).
 const SETTLE_RETRY_FOR: Duration = Duration::from_secs(120);
+/// How soon a failed heartbeat is tried again (a renewal is due every third of the
+/// heartbeat period otherwise).
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(500);
+
+/// How one worker's heartbeats are going.
+#[derive(Default)]
+struct HeartbeatState {
+    /// When the renewals started failing, while they fail.
+    failing_since: Mutex<Option<tokio::time::Instant>>,
+    /// Failed renewals so far.
+    failures: AtomicU64,
+}
+
+impl HeartbeatState {
+    fn succeeded(&self) {
+        *self.failing_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::SeqCst);
+        self.failing_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(tokio::time::Instant::now);
+    }
+
+    /// How long the renewals have been failing (zero while they succeed).
+    fn failing_for(&self) -> Duration {
+        self.failing_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map_or(Duration::ZERO, |t| t.elapsed())
+    }
+}
 
 /// A unique id for a worker of this process: `{hostname}-{pid}-{n}-{random}`.
 pub fn worker_id(n: usize) -> String {
@@ -69,6 +111,7 @@ impl Workers {
     ) -> Self {
         let mut set = JoinSet::new();
         let ids: Vec<String> = (1..=count).map(worker_id).collect();
+        let mut heartbeats = Vec::new();
         for id in &ids {
             let worker = Worker {
                 id: id.clone(),
@@ -77,10 +120,13 @@ impl Workers {
                 settings: settings.clone(),
                 shutdown: shutdown.clone(),
                 in_flight: Arc::default(),
+                heartbeat: Arc::default(),
             };
+            heartbeats.push(worker.heartbeat.clone());
             set.spawn(worker.run());
         }
-        set.spawn(reap(broker, ids, settings.heartbeat_ttl, shutdown));
+        let reaper = Reaper { broker, live: ids, heartbeats, watch: DeathWatch::default() };
+        set.spawn(reaper.run(settings.heartbeat_ttl, shutdown));
         Self { set }
     }
 
@@ -99,6 +145,8 @@ struct Worker {
     shutdown: CancellationToken,
     /// The vCons popped and not yet settled, by (list, uuid), with a count.
     in_flight: Arc<Mutex<HashMap<(String, String), usize>>>,
+    /// How this worker's heartbeats are going.
+    heartbeat: Arc<HeartbeatState>,
 }
 
 impl Worker {
@@ -153,19 +201,104 @@ impl Worker {
     }
 }
 
-/// Return the vCons held by dead workers (of any process) to their lists: at start
-/// (a previous run's crash) and then every half heartbeat period.
-async fn reap(broker: Arc<dyn Broker>, live: Vec<String>, ttl: Duration, shutdown: CancellationToken) {
-    loop {
-        match broker.reclaim_dead(&live).await {
-            Ok(0) => {}
-            Ok(count) => tracing::warn!(count, "returned vCons held by dead workers to their lists"),
-            Err(error) => tracing::warn!(%error, "cannot check for dead workers; will retry"),
+/// Returns the vCons held by dead workers (of any process) to their lists: at
+/// start (a previous run's crash) and then every half heartbeat period.
+struct Reaper {
+    broker: Arc<dyn Broker>,
+    /// This process's workers, never reclaimed.
+    live: Vec<String>,
+    /// Their heartbeats: while any fails, other workers' lapsed heartbeats prove nothing.
+    heartbeats: Vec<Arc<HeartbeatState>>,
+    watch: DeathWatch,
+}
+
+impl Reaper {
+    async fn run(mut self, ttl: Duration, shutdown: CancellationToken) {
+        loop {
+            match self.scan().await {
+                Ok(0) => {}
+                Ok(count) => tracing::warn!(count, "returned vCons held by dead workers to their lists"),
+                Err(error) => tracing::warn!(%error, "cannot check for dead workers; will retry"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ttl / 2) => {}
+                () = shutdown.cancelled() => return,
+            }
         }
-        tokio::select! {
-            () = tokio::time::sleep(ttl / 2) => {}
-            () = shutdown.cancelled() => return,
+    }
+
+    /// One scan; how many vCons were returned.
+    async fn scan(&mut self) -> conserver_broker::Result<u64> {
+        let failures = self.heartbeats.iter().map(|h| h.failures.load(Ordering::SeqCst)).sum();
+        let failing = self.heartbeats.iter().any(|h| !h.failing_for().is_zero());
+        let shared = self.broker.shared();
+        if !self.watch.may_judge(failures, failing, shared) {
+            return Ok(0);
         }
+        let dead = self.broker.dead_workers(&self.live).await?;
+        let mut returned = 0;
+        let mut failed = None;
+        for worker in self.watch.confirm(dead, shared) {
+            match self.broker.reclaim_worker(&worker).await {
+                Ok(count) => returned += count,
+                Err(error) => {
+                    self.watch.suspect(worker);
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        match failed {
+            Some(error) if returned == 0 => Err(error),
+            Some(error) => {
+                tracing::warn!(%error, "cannot return some dead workers' vCons yet; will retry");
+                Ok(returned)
+            }
+            None => Ok(returned),
+        }
+    }
+}
+
+/// The reaper's judgement of which workers are dead, apart from the broker.
+#[derive(Default)]
+struct DeathWatch {
+    /// Workers the previous scan found dead: reclaimed if the next scan agrees.
+    suspects: HashSet<String>,
+    /// Failed renewals of this process's own heartbeats at the previous scan.
+    failures_seen: u64,
+}
+
+impl DeathWatch {
+    /// Whether other workers may be judged now: not on a shared broker while
+    /// this process's own heartbeats fail or failed since the previous scan
+    /// (the broker may refuse writes, so the others' renewals fail too).
+    fn may_judge(&mut self, failures: u64, failing: bool, shared: bool) -> bool {
+        let failed_since = failures != self.failures_seen;
+        self.failures_seen = failures;
+        if shared && (failing || failed_since) {
+            self.suspects.clear();
+            return false;
+        }
+        true
+    }
+
+    /// Which of the workers found `dead` to reclaim now: on a shared broker,
+    /// those the previous scan found dead too; the others become suspects.
+    fn confirm(&mut self, dead: Vec<String>, shared: bool) -> Vec<String> {
+        if !shared {
+            return dead;
+        }
+        let (confirmed, first_seen): (Vec<String>, Vec<String>) =
+            dead.into_iter().partition(|worker| self.suspects.contains(worker));
+        for worker in &first_seen {
+            tracing::info!(%worker, "a worker's heartbeat has lapsed; its vCons are returned if it is still gone at the next check");
+        }
+        self.suspects = first_seen.into_iter().collect();
+        confirmed
+    }
+
+    /// Keep `worker` a suspect (its reclaim failed and is tried at the next scan).
+    fn suspect(&mut self, worker: String) {
+        self.suspects.insert(worker);
     }
 }
 
@@ -175,11 +308,19 @@ impl Worker {
         let ttl = self.settings.heartbeat_ttl;
         loop {
             let lists = self.snapshots.borrow().ingress_lists().to_vec();
-            if let Err(error) = self.broker.heartbeat(&self.id, &lists, ttl.as_secs().max(1)).await {
-                tracing::warn!(worker = %self.id, %error, "heartbeat failed; will retry");
-            }
+            let next = match self.broker.heartbeat(&self.id, &lists, ttl.as_secs().max(1)).await {
+                Ok(()) => {
+                    self.heartbeat.succeeded();
+                    ttl / 3
+                }
+                Err(error) => {
+                    self.heartbeat.failed();
+                    tracing::warn!(worker = %self.id, %error, "heartbeat failed; will retry");
+                    HEARTBEAT_RETRY.min(ttl / 3)
+                }
+            };
             tokio::select! {
-                () = tokio::time::sleep(ttl / 3) => {}
+                () = tokio::time::sleep(next) => {}
                 () = stopped.cancelled() => return,
             }
         }
@@ -206,6 +347,9 @@ impl Worker {
                 permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 () = self.shutdown.cancelled() => break,
             };
+            if !self.wait_for_heartbeat().await {
+                break;
+            }
             let snapshot = self.snapshots.borrow().clone();
             read_from.extend(snapshot.ingress_lists().iter().cloned());
             if check_strays {
@@ -277,6 +421,26 @@ impl Worker {
                 "cannot check the processing lists; what they hold is returned by another worker's reaper"),
         }
         tracing::info!(worker = %self.id, "worker stopped");
+    }
+
+    /// Hold off taking work while this worker's heartbeats have failed for half
+    /// the heartbeat period (another process may soon count it dead and return
+    /// what it holds); false if shutdown began meanwhile.
+    async fn wait_for_heartbeat(&self) -> bool {
+        let limit = self.settings.heartbeat_ttl / 2;
+        if self.heartbeat.failing_for() < limit {
+            return true;
+        }
+        tracing::warn!(worker = %self.id, failing_secs = self.heartbeat.failing_for().as_secs(),
+            "heartbeats are failing; this worker takes no work until one succeeds");
+        while self.heartbeat.failing_for() >= limit {
+            tokio::select! {
+                () = tokio::time::sleep(HEARTBEAT_RETRY) => {}
+                () = self.shutdown.cancelled() => return false,
+            }
+        }
+        tracing::info!(worker = %self.id, "heartbeat renewed; taking work again");
+        true
     }
 
     async fn connect_popper(&self) -> Option<Box<dyn Popper>> {
@@ -360,4 +524,59 @@ impl Worker {
 enum Settle {
     Ack,
     Requeue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeathWatch;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn a_shared_broker_reclaims_a_worker_only_when_two_scans_find_it_dead() {
+        let mut watch = DeathWatch::default();
+        assert!(watch.may_judge(0, false, true));
+        assert!(watch.confirm(names(&["a", "b"]), true).is_empty(), "first sighting: suspects only");
+        assert!(watch.may_judge(0, false, true));
+        // b renewed its heartbeat in between; a did not.
+        assert_eq!(watch.confirm(names(&["a", "c"]), true), names(&["a"]));
+        assert!(watch.may_judge(0, false, true));
+        assert_eq!(watch.confirm(names(&["c"]), true), names(&["c"]));
+    }
+
+    #[test]
+    fn no_one_is_judged_while_or_after_this_processs_own_heartbeats_fail() {
+        let mut watch = DeathWatch::default();
+        assert!(watch.may_judge(0, false, true));
+        assert!(watch.confirm(names(&["a"]), true).is_empty());
+        // Own renewals fail (a Redis refusing writes): no judgement, suspicions dropped.
+        assert!(!watch.may_judge(3, true, true));
+        // They succeed again, but failed since the last scan: still no judgement.
+        assert!(!watch.may_judge(4, false, true));
+        // Two clean scans are needed again before a is reclaimed.
+        assert!(watch.may_judge(4, false, true));
+        assert!(watch.confirm(names(&["a"]), true).is_empty());
+        assert!(watch.may_judge(4, false, true));
+        assert_eq!(watch.confirm(names(&["a"]), true), names(&["a"]));
+    }
+
+    #[test]
+    fn a_broker_one_process_owns_reclaims_at_once() {
+        let mut watch = DeathWatch::default();
+        assert!(watch.may_judge(7, true, false));
+        assert_eq!(watch.confirm(names(&["previous-run"]), false), names(&["previous-run"]));
+    }
+
+    #[test]
+    fn a_failed_reclaim_is_tried_again_at_the_next_scan() {
+        let mut watch = DeathWatch::default();
+        assert!(watch.may_judge(0, false, true));
+        watch.confirm(names(&["a"]), true);
+        let confirmed = watch.confirm(names(&["a"]), true);
+        assert_eq!(confirmed, names(&["a"]));
+        watch.suspect("a".into());
+        assert_eq!(watch.confirm(names(&["a"]), true), names(&["a"]));
+    }
 }
