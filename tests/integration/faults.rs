@@ -310,3 +310,114 @@ async fn during_a_redis_outage_the_api_answers_503_with_retry_after() {
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_gives_503_after_the_command_timeout() {
+    // Issue #17, item 8, the other half: a Redis that keeps the connection open
+    // but answers nothing (paused here with SIGSTOP; a network path that drops
+    // packets looks the same) must not hang the API.
+    let (redis, port) = crate::support::own_redis(&[]);
+    let url = format!("redis://127.0.0.1:{port}");
+    let env = [("REDIS_URL", url.as_str()), ("CONSERVER_REDIS_TIMEOUT_SECS", "1")];
+    let server = Server::start(Backend::Embedded, "", &env).await;
+    let (first, vcon) = fresh_vcon();
+    assert_eq!(server.post_vcon(&vcon, "paused-in").await.status(), 201);
+    let signal = |name: &str| {
+        let sent = Command::new("kill").args([&format!("-{name}"), &redis.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+    };
+    signal("STOP");
+    let started = std::time::Instant::now();
+    let (paused, vcon) = fresh_vcon();
+    let reply = server.post_vcon(&vcon, "paused-in").await;
+    eprintln!("POST to a paused Redis answered {} after {:.2} s", reply.status(), started.elapsed().as_secs_f64());
+    assert_eq!(reply.status(), 503, "{}", reply.text().await.unwrap_or_default());
+    assert!(reply.headers().contains_key("retry-after"));
+    signal("CONT");
+    // Answering again: stored, and what was acknowledged is there, what was
+    // refused may be retried.
+    let mut stored = false;
+    for _ in 0..100 {
+        if server.post_vcon(&vcon, "paused-in").await.status() == 201 {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(stored, "no 201 after Redis answered again:\n{}", server.log_text());
+    for uuid in [&first, &paused] {
+        let (status, _) = server.get_json(&format!("/api/vcon/{uuid}")).await;
+        assert_eq!(status, 200, "{uuid}");
+    }
+}
+
+#[tokio::test]
+async fn a_redis_refusing_writes_longer_than_the_worker_ttl_takes_no_live_workers_vcon() {
+    // Issue #17, item 2: a Redis out of memory refuses every heartbeat, so once it
+    // takes writes again every worker looks dead. Another process's worker (this
+    // test plays it: a heartbeat, a registry entry and a processing list holding
+    // a stored vCon) that renews its heartbeat soon after must keep its vCon; one
+    // that stays silent must have it returned and processed.
+    let (_redis, port) = crate::support::own_redis(&["--maxmemory-policy", "noeviction"]);
+    let url = format!("redis://127.0.0.1:{port}");
+    let (ingress, egress) = (unique("oom-in"), unique("oom-out"));
+    let config = format!(
+        "links:\n  tag:\n    component: {tag}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
+        tag = component("tag.wasm").display(),
+    );
+    let env = [("REDIS_URL", url.as_str()), ("CONSERVER_WORKER_TTL_SECS", "3")];
+    let server = Server::start(Backend::Embedded, &config, &env).await;
+    let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (held, vcon) = fresh_vcon();
+    assert_eq!(server.post_vcon(&vcon, "").await.status(), 201);
+    let other = "other-host-1-1-00000000";
+    let lists = serde_json::to_string(&[&ingress]).unwrap();
+    let renew = async |conn: &mut redis::aio::MultiplexedConnection| {
+        let () = redis::cmd("SET")
+            .arg(format!("conserver:worker:{other}"))
+            .arg(&lists)
+            .arg("EX")
+            .arg(3)
+            .query_async(conn)
+            .await
+            .unwrap();
+    };
+    renew(&mut conn).await;
+    let () = redis::cmd("HSET").arg("conserver:workers").arg(other).arg(&lists).query_async(&mut conn).await.unwrap();
+    let processing = format!("{{{ingress}}}:processing:{other}");
+    let () = redis::cmd("LPUSH").arg(&processing).arg(&held).query_async(&mut conn).await.unwrap();
+
+    // Out of memory for twice the TTL: every heartbeat lapses.
+    let set_maxmemory = async |conn: &mut redis::aio::MultiplexedConnection, bytes: &str| {
+        let () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(bytes).query_async(conn).await.unwrap();
+    };
+    set_maxmemory(&mut conn, "1").await;
+    let (_, refused) = fresh_vcon();
+    assert_eq!(server.post_vcon(&refused, &ingress).await.status(), 503, "a refused write is not acknowledged");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let exists: bool =
+        redis::cmd("EXISTS").arg(format!("conserver:worker:{other}")).query_async(&mut conn).await.unwrap();
+    assert!(!exists, "the other worker's heartbeat lapsed");
+    assert!(
+        server.log_text().contains("takes no work until one succeeds"),
+        "the server's worker stopped taking work while its heartbeats failed:\n{}",
+        server.log_text()
+    );
+    set_maxmemory(&mut conn, "0").await;
+    // The other worker renews a little later than the server's own retry.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for _ in 0..10 {
+        renew(&mut conn).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let left: Vec<String> = redis::cmd("LRANGE").arg(&processing).arg(0).arg(-1).query_async(&mut conn).await.unwrap();
+    assert_eq!(left, std::slice::from_ref(&held), "a live worker's vCon was taken from it:\n{}", server.log_text());
+    // The server works again, and the other worker, silent from now on, has its
+    // vCon returned and processed.
+    let (after, vcon) = fresh_vcon();
+    assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
+    let expected: HashSet<String> = [after, held].into_iter().collect();
+    let mut seen = HashMap::new();
+    let complete = server.drain_egress(&egress, &expected, &mut seen, Duration::from_secs(40)).await;
+    assert!(complete, "{seen:?}:\n{}", server.log_text());
+}

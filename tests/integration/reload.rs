@@ -192,10 +192,22 @@ async fn a_file_edit_right_after_post_config_is_applied_not_lost() {
     // POST /config without a token needs the explicit opt-in.
     let server = Server::start(Backend::Embedded, &config("boot"), &[("CONSERVER_ALLOW_OPEN", "1")]).await;
     let config_path = server.config_path();
+    // GET /config says where the config in force came from, in headers (the body
+    // stays the file, as the Python server answers it).
+    let source = |response: &reqwest::Response| {
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        (header("conserver-config-source"), header("conserver-config-applied-at"))
+    };
+    let reply = server.client.get(server.url("/api/config")).send().await.unwrap();
+    let (at_start, started_at) = source(&reply);
+    assert_eq!(at_start, "file-at-start");
+    assert!(chrono::DateTime::parse_from_rfc3339(&started_at).is_ok(), "{started_at}");
     for round in 0..3 {
         let document: Value = serde_yaml_ng::from_str(&config(&format!("api{round}"))).unwrap();
         let posted = server.client.post(server.url("/api/config")).json(&document).send().await.unwrap();
         assert_eq!(posted.status(), 204, "{}", posted.text().await.unwrap_or_default());
+        let reply = server.client.get(server.url("/api/config")).send().await.unwrap();
+        assert_eq!(source(&reply).0, "api", "round {round}: after POST /config");
         // The edit lands at once, inside the watcher's poll interval.
         let edited = format!("edit{round}");
         std::fs::write(&config_path, config(&edited)).unwrap();
@@ -208,5 +220,8 @@ async fn a_file_edit_right_after_post_config_is_applied_not_lost() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         assert!(applied, "round {round}: the file edit after POST /config was never applied:\n{}", server.log_text());
+        let reply = server.client.get(server.url("/api/config")).send().await.unwrap();
+        assert_eq!(source(&reply).0, "file-edit", "round {round}: after the edit");
+        assert_eq!(reply.json::<Value>().await.unwrap()["links"]["tag"]["options"]["tags"][0], edited.as_str());
     }
 }

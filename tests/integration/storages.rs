@@ -136,3 +136,47 @@ async fn postgres_storage_in_a_chain() {
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c", &format!(r#"DROP TABLE "{table}""#)])
         .output();
 }
+
+#[tokio::test]
+async fn a_postgresql_stopped_for_ten_seconds_is_ridden_out() {
+    // Issue #17, item 7: with PostgreSQL stopped for 15 s, vCons went to the DLQ
+    // as soon as the pool timed out. A PostgreSQL of the test's own is stopped
+    // while vCons arrive and started again 10 s later: every one is stored.
+    let pg = crate::support::own_postgres::OwnPostgres::start();
+    let (ingress, egress) = (unique("in"), unique("out"));
+    let table = "vcons_outage";
+    let config = format!(
+        "links:\n  tag:\n    component: {}\nstorages:\n  postgres:\n    module: storage.postgres\n    options:\n      host: 127.0.0.1\n      port: {}\n      user: postgres\n      database: postgres\n      table_name: {table}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n    storages: [postgres]\n    storage_retry_secs: 60\n",
+        component("tag.wasm").display(),
+        pg.port,
+    );
+    let server = Server::start(Backend::Redis, &config, &[("CONSERVER_VCON_CONCURRENCY", "4")]).await;
+    let (first, vcon) = fresh_vcon();
+    server.post_vcon(&vcon, &ingress).await;
+    server.wait_for_egress(&egress, &first, Duration::from_secs(30)).await;
+    pg.stop();
+    let mut during = Vec::new();
+    for _ in 0..6 {
+        let (uuid, vcon) = fresh_vcon();
+        assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
+        during.push(uuid);
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    pg.resume();
+    // (The egress list is popped: every uuid is waited for in one drain.)
+    let expected: std::collections::HashSet<String> = during.iter().cloned().collect();
+    let mut seen = std::collections::HashMap::new();
+    let complete = server.drain_egress(&egress, &expected, &mut seen, Duration::from_secs(90)).await;
+    assert!(complete, "{seen:?}\n{}", server.log_text());
+    assert_eq!(
+        server.get_json(&format!("/api/dlq?ingress_list={ingress}")).await.1,
+        json!([]),
+        "{}",
+        server.log_text()
+    );
+    for uuid in during.iter().chain(std::iter::once(&first)) {
+        let stored = pg.query(&format!(r#"SELECT count(*) FROM "{table}" WHERE "id" = '{uuid}'"#));
+        assert_eq!(stored, "1", "{uuid} is not in PostgreSQL");
+    }
+    assert!(server.log_text().contains("storage write succeeded after retries"), "{}", server.log_text());
+}

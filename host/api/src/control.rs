@@ -19,6 +19,54 @@ pub struct LiveConfig {
     pub ingress_auth: IndexMap<String, Value>,
     /// Read-capable storages in config order, for the read fallback and deletes.
     pub storages: Vec<Arc<dyn Storage>>,
+    /// Where this version came from and when it was applied (`GET /config`
+    /// answers it in headers, so the body stays the file).
+    pub origin: ConfigOrigin,
+}
+
+/// How the config in force was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConfigSource {
+    /// Read from the config file at start.
+    #[default]
+    Start,
+    /// Replaced through `POST /config` (which also wrote the file).
+    Api,
+    /// Reloaded after the config file (or a component it names) changed on disk.
+    FileEdit,
+}
+
+impl ConfigSource {
+    /// The name `GET /config` answers in `Conserver-Config-Source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "file-at-start",
+            Self::Api => "api",
+            Self::FileEdit => "file-edit",
+        }
+    }
+}
+
+/// Where a config version came from, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigOrigin {
+    /// How it was applied.
+    pub source: ConfigSource,
+    /// When, as a time since the Unix epoch.
+    pub applied_at: std::time::SystemTime,
+}
+
+impl ConfigOrigin {
+    /// Applied now, from `source`.
+    pub fn now(source: ConfigSource) -> Self {
+        Self { source, applied_at: std::time::SystemTime::now() }
+    }
+}
+
+impl Default for ConfigOrigin {
+    fn default() -> Self {
+        Self::now(ConfigSource::Start)
+    }
 }
 
 /// Why a new config was refused: the message names the key and the fix.

@@ -23,7 +23,7 @@ mod request_span;
 mod routes;
 mod state;
 
-pub use control::{ConfigControl, ConfigRejected, LiveConfig};
+pub use control::{ConfigControl, ConfigOrigin, ConfigRejected, ConfigSource, LiveConfig};
 pub use guards::is_loopback_host;
 pub use routes::{openapi, router};
 pub use state::{ApiSettings, ApiState, Cors, Guards};

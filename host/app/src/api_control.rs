@@ -7,20 +7,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use conserver_api::{ConfigControl, ConfigRejected, LiveConfig};
+use conserver_api::{ConfigControl, ConfigOrigin, ConfigRejected, ConfigSource, LiveConfig};
 use conserver_config::Config;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config_file::{LiveSlot, parse_document, redacted, write_document};
 
-/// The API's view of `config`: its document, ingress keys and storages.
-pub fn live_config(config: &Config, document: Value) -> Result<LiveConfig, String> {
+/// The API's view of `config`: its document, ingress keys and storages, applied
+/// from `source`.
+pub fn live_config(config: &Config, document: Value, source: ConfigSource) -> Result<LiveConfig, String> {
     let mut storages = Vec::with_capacity(config.storages.len());
     for (name, def) in &config.storages {
         storages.push(conserver_storage::build(name, def).map_err(|e| format!("storage `{name}`: {e}"))?);
     }
-    Ok(LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages })
+    Ok(LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages, origin: ConfigOrigin::now(source) })
 }
 
 /// The ingress lists `config`'s chains read.
@@ -59,8 +60,8 @@ impl ConfigControl for ApiConfigStore {
     async fn replace(&self, document: Value) -> Result<(), ConfigRejected> {
         let _one_at_a_time = self.replacing.lock().await;
         let config = parse_document(&document, &self.path)?;
-        let live =
-            live_config(&config, document.clone()).map_err(|e| redacted(ConfigRejected::Invalid(e), &document))?;
+        let live = live_config(&config, document.clone(), ConfigSource::Api)
+            .map_err(|e| redacted(ConfigRejected::Invalid(e), &document))?;
         write_document(&self.path, &document)?;
         self.live.set(live);
         if let Ok(mut lists) = self.lists.write() {

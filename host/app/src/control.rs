@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use conserver_api::{ConfigControl, ConfigRejected, LiveConfig};
+use conserver_api::{ConfigControl, ConfigOrigin, ConfigRejected, ConfigSource, LiveConfig};
 use conserver_config::Config;
 use conserver_pipeline::Snapshot;
 use conserver_runtime::Runtime;
@@ -21,7 +21,12 @@ use crate::config_file::{LiveSlot, parse_document, redacted, write_document};
 /// The API's view of a config: its document, ingress keys, and the storages the
 /// snapshot built (one set of connections for workers and API).
 pub fn live_config(config: &Config, document: Value, snapshot: &Snapshot) -> LiveConfig {
-    LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages: snapshot.storages() }
+    LiveConfig {
+        document,
+        ingress_auth: config.ingress_auth.clone(),
+        storages: snapshot.storages(),
+        origin: ConfigOrigin::now(ConfigSource::Start),
+    }
 }
 
 /// Load every link and storage `config` names (CPU-heavy on a cold cache), each
@@ -90,12 +95,18 @@ impl ConfigStore {
 
     /// Build everything a config needs (components compiled off the executor)
     /// without touching what is running.
-    async fn prepare(&self, config: Config, document: Value) -> Result<(LiveConfig, Snapshot), ConfigRejected> {
+    async fn prepare(
+        &self,
+        config: Config,
+        document: Value,
+        source: ConfigSource,
+    ) -> Result<(LiveConfig, Snapshot), ConfigRejected> {
         let ingress_auth = config.ingress_auth.clone();
         let snapshot = build_snapshot(config, &self.path, &self.links_dir, &self.policy, self.runtime.clone())
             .await
             .map_err(ConfigRejected::Invalid)?;
-        let live = LiveConfig { document, ingress_auth, storages: snapshot.storages() };
+        let live =
+            LiveConfig { document, ingress_auth, storages: snapshot.storages(), origin: ConfigOrigin::now(source) };
         Ok((live, snapshot))
     }
 
@@ -108,7 +119,7 @@ impl ConfigStore {
         let text = std::fs::read_to_string(&self.path).ok();
         let config = Config::load(&self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
         let document = Config::read_document(&self.path).map_err(|e| ConfigRejected::Invalid(e.to_string()))?;
-        let (live, snapshot) = self.prepare(config, document).await?;
+        let (live, snapshot) = self.prepare(config, document, ConfigSource::FileEdit).await?;
         self.swap(live, snapshot);
         self.set_file_text(text);
         Ok(())
@@ -158,7 +169,8 @@ impl ConfigControl for ConfigStore {
     async fn replace(&self, document: Value) -> Result<(), ConfigRejected> {
         let _one_at_a_time = self.replacing.lock().await;
         let config = parse_document(&document, &self.path)?;
-        let (live, snapshot) = self.prepare(config, document.clone()).await.map_err(|e| redacted(e, &document))?;
+        let (live, snapshot) =
+            self.prepare(config, document.clone(), ConfigSource::Api).await.map_err(|e| redacted(e, &document))?;
         write_document(&self.path, &document)?;
         // Read back what was written (an edit after it is then told apart).
         let written = std::fs::read_to_string(&self.path).ok();

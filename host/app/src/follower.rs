@@ -69,7 +69,7 @@ impl Follower {
         let interval = Duration::from_secs_f64(self.def.pulling_interval);
         let mut mode = None;
         let mut backoff = interval;
-        tracing::info!(follower = %self.name, url = %self.def.url, remote = %self.def.egress_list, local = %self.def.follower_ingress_list, "follower started");
+        tracing::info!(follower = %self.name, url = %crate::redact_url(&self.def.url), remote = %self.def.egress_list, local = %self.def.follower_ingress_list, "follower started");
         loop {
             let result = match mode {
                 Some(mode) => self.poll(mode).await,
@@ -111,8 +111,7 @@ impl Follower {
     /// A conserver answers the acknowledgement route; the Python server does not.
     async fn detect(&self) -> Result<Mode, String> {
         let url = self.url(&format!("/vcon/egress/ack?egress_list={}", self.def.egress_list));
-        let response =
-            self.request(self.client.post(url).json(&Vec::<String>::new())).send().await.map_err(|e| e.to_string())?;
+        let response = self.request(self.client.post(url).json(&Vec::<String>::new())).send().await.map_err(shown)?;
         match response.status() {
             status if status.is_success() => Ok(Mode::PeekAck),
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNPROCESSABLE_ENTITY => Ok(Mode::Pop),
@@ -134,12 +133,12 @@ impl Follower {
             "/vcon/egress?egress_list={}&limit={}{peek}",
             self.def.egress_list, self.def.fetch_vcon_limit
         ));
-        let response = self.request(self.client.get(url)).send().await.map_err(|e| e.to_string())?;
+        let response = self.request(self.client.get(url)).send().await.map_err(shown)?;
         if !response.status().is_success() {
             return Err(format!("remote egress answered {}", response.status()));
         }
         let uuids: Vec<String> =
-            response.json().await.map_err(|e| format!("remote egress is not a list of uuids: {e}"))?;
+            response.json().await.map_err(|e| format!("remote egress is not a list of uuids: {}", e.without_url()))?;
         if uuids.is_empty() {
             return Ok(0);
         }
@@ -183,18 +182,14 @@ impl Follower {
     /// Fetch one vCon from the remote and store it locally (no TTL: it is queued).
     /// `Ok(false)` when the remote does not have it.
     async fn copy(&self, uuid: &str) -> Result<bool, String> {
-        let response = self
-            .request(self.client.get(self.url(&format!("/vcon/{uuid}"))))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let response = self.request(self.client.get(self.url(&format!("/vcon/{uuid}")))).send().await.map_err(shown)?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(false);
         }
         if !response.status().is_success() {
             return Err(format!("remote read of {uuid} answered {}", response.status()));
         }
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        let body = response.bytes().await.map_err(shown)?;
         let stored = match ingest_vcon(&body) {
             Ok(vcon) => {
                 self.broker
@@ -219,7 +214,13 @@ impl Follower {
 
     async fn ack(&self, uuids: &[String]) -> Result<(), String> {
         let url = self.url(&format!("/vcon/egress/ack?egress_list={}", self.def.egress_list));
-        let response = self.request(self.client.post(url).json(uuids)).send().await.map_err(|e| e.to_string())?;
+        let response = self.request(self.client.post(url).json(uuids)).send().await.map_err(shown)?;
         if response.status().is_success() { Ok(()) } else { Err(format!("remote ack answered {}", response.status())) }
     }
+}
+
+/// A request error for the log: without its URL (the remote's may hold a
+/// credential; the follower's name says which remote it is).
+fn shown(error: reqwest::Error) -> String {
+    error.without_url().to_string()
 }

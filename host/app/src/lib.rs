@@ -20,6 +20,7 @@ mod components;
 mod config_file;
 #[cfg(feature = "worker")]
 mod control;
+pub mod dotenv;
 mod follower;
 mod gauges;
 mod http_server;
@@ -76,7 +77,7 @@ async fn check(settings: &Settings, path: &Path) -> Result<()> {
 async fn check(_settings: &Settings, path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let document = Config::read_document(path)?;
-    api_control::live_config(&config, document).map_err(anyhow::Error::msg)?;
+    api_control::live_config(&config, document, conserver_api::ConfigSource::Start).map_err(anyhow::Error::msg)?;
     println!(
         "{}: OK (API-only build: links were not loaded; run `conserver check` from the worker image)",
         path.display()
@@ -91,10 +92,18 @@ pub(crate) async fn open_broker(
 ) -> std::result::Result<Arc<dyn Broker>, (conserver_broker::BrokerError, String)> {
     Ok(match &settings.broker {
         BrokerChoice::Redis(url) => Arc::new(
-            RedisBroker::connect(url)
-                .await
-                .map_err(|e| (e, format!("connecting to Redis at {}", redact_url(url))))?
-                .with_sorted_set(&settings.sorted_set),
+            RedisBroker::connect_with(
+                url,
+                std::time::Duration::from_secs(settings.redis_timeout_secs),
+                &conserver_broker::RedisTls {
+                    ca_file: settings.redis_ca_file.clone(),
+                    client_cert_file: settings.redis_client_cert_file.clone(),
+                    client_key_file: settings.redis_client_key_file.clone(),
+                },
+            )
+            .await
+            .map_err(|e| (e, format!("connecting to Redis at {}", redact_url(url))))?
+            .with_sorted_set(&settings.sorted_set),
         ),
         BrokerChoice::Embedded(dir) => Arc::new(
             EmbeddedBroker::open(dir)
@@ -104,33 +113,4 @@ pub(crate) async fn open_broker(
     })
 }
 
-/// `url` with the password of its user info (`scheme://user:password@host`)
-/// replaced by `***`, for logs and errors.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
-            let shown = if user_info.contains(':') { format!("{user}:***") } else { "***".to_string() };
-            format!("{scheme}://{shown}@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_in_urls_are_never_shown() {
-        assert_eq!(redact_url("redis://:s3cret@redis:6379/0"), "redis://:***@redis:6379/0");
-        assert_eq!(redact_url("rediss://default:s3cret@r.example:6380"), "rediss://default:***@r.example:6380");
-        assert_eq!(redact_url("redis://s3cret@redis"), "redis://***@redis");
-        assert_eq!(redact_url("redis://a:b@c@host/1?x=@"), "redis://a:***@host/1?x=@");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
-}
+pub(crate) use conserver_core::redact::redact_url;

@@ -100,7 +100,8 @@ async fn start_processing(
     broker: Arc<dyn Broker>,
     _shutdown: CancellationToken,
 ) -> Result<Processing> {
-    let live = crate::api_control::live_config(&config, document).map_err(anyhow::Error::msg)?;
+    let live = crate::api_control::live_config(&config, document, conserver_api::ConfigSource::Start)
+        .map_err(anyhow::Error::msg)?;
     tracing::info!(broker = broker.backend(), "ready (API-only build: no workers in this process)");
     let control = Arc::new(crate::api_control::ApiConfigStore::new(settings.config_file.clone(), &config, live));
     let lists_source = control.clone();

@@ -346,12 +346,18 @@ impl Broker for EmbeddedBroker {
     async fn requeue(&self, worker: &str, item: &Popped) -> Result<()> {
         let processing = processing_list(&item.list, worker);
         let mut tx = self.writer.begin().await.op("begin requeue")?;
-        sqlx::query("DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)")
+        let removed = sqlx::query("DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)")
             .bind(&processing)
             .bind(&item.uuid)
             .execute(&mut *tx)
             .await
-            .op("requeue remove")?;
+            .op("requeue remove")?
+            .rows_affected();
+        if removed == 0 {
+            // Not held (a retried requeue): pushing it would queue it twice.
+            tx.commit().await.op("commit requeue")?;
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO list_items (list, pos, item)
              SELECT ?1, COALESCE(MIN(pos), 0) - 1, ?2 FROM list_items WHERE list = ?1",

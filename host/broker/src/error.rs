@@ -32,10 +32,11 @@ impl BrokerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Redis { source, .. } => {
-                source.is_io_error()
+                (source.is_io_error()
                     || source.is_connection_dropped()
                     || source.is_timeout()
-                    || source.is_connection_refusal()
+                    || source.is_connection_refusal())
+                    && !is_tls_refusal(source)
             }
             Self::Sqlite { source, .. } => {
                 matches!(source, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
@@ -57,9 +58,10 @@ impl BrokerError {
         }
         match self {
             Self::Redis { source, .. } => {
-                let code = source.code().unwrap_or_default();
-                ["OOM", "LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY"].contains(&code)
-                    || source.is_cluster_error()
+                source.is_cluster_error()
+                    || matches!(source.kind(), redis::ErrorKind::ClusterConnectionNotFound)
+                    || server_codes(source).iter().any(|code| UNAVAILABLE_CODES.contains(&code.as_str()))
+                    || source.to_string().contains("max number of clients reached")
             }
             // SQLITE_BUSY 5, LOCKED 6, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
             Self::Sqlite { source: sqlx::Error::Database(db), .. } => db
@@ -89,4 +91,27 @@ impl<T> SqliteContext<T> for Result<T, sqlx::Error> {
     fn op(self, operation: &'static str) -> Result<T, BrokerError> {
         self.map_err(|source| BrokerError::Sqlite { operation, source })
     }
+}
+
+/// Redis error codes that mean "not now" rather than "never": out of memory, a
+/// failed snapshot stopping writes, loading, a replica, a cluster not ready.
+const UNAVAILABLE_CODES: &[&str] =
+    &["OOM", "MISCONF", "LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "NOREPLICAS"];
+
+/// Every server error code inside `error`: a pipeline's or an aborted
+/// transaction's failed commands carry their own (the pipeline error itself
+/// reports only the first, and not at all when it is not one redis-rs knows).
+fn server_codes(error: &redis::RedisError) -> Vec<String> {
+    let mut codes: Vec<String> = error.code().map(str::to_string).into_iter().collect();
+    if let Some(errors) = error.clone().into_server_errors() {
+        codes.extend(errors.iter().map(|(_, e)| e.code().to_string()));
+    }
+    codes
+}
+
+/// A TLS handshake the client refused (the server's certificate is not trusted,
+/// or names another host): waiting does not fix it, so it is not retried.
+fn is_tls_refusal(error: &redis::RedisError) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("certificate") || text.contains("unknownissuer") || text.contains("handshake")
 }

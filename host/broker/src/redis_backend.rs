@@ -15,6 +15,7 @@ use redis::{AsyncCommands, Value};
 
 use crate::error::RedisContext;
 use crate::redis_conn::{Batch, Conn, Opener};
+use crate::redis_tls::RedisTls;
 use crate::{
     Broker, BrokerError, CacheWrite, Popped, Popper, Result, Ttl, WORKERS_KEY, dlq_list, dlq_reasons_key,
     heartbeat_key, processing_list, vcon_key,
@@ -22,6 +23,24 @@ use crate::{
 
 /// Longest a popper blocks in one `BLMOVE` before re-checking shutdown.
 const MAX_BLOCK: Duration = Duration::from_secs(1);
+
+/// How long a command waits for Redis's answer unless configured otherwise
+/// (`CONSERVER_REDIS_TIMEOUT_SECS`).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Move one entry from a processing list (KEYS[1]) to the head of its list
+/// (KEYS[2]) if it is there; 1 if it was.
+static REQUEUE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+",
+    )
+});
 
 /// Redis-backed broker (`REDIS_URL`).
 #[derive(Clone)]
@@ -33,11 +52,26 @@ pub struct RedisBroker {
 
 impl RedisBroker {
     /// Connect to `url` (e.g. `redis://127.0.0.1:6379/0`); a cluster node's URL
-    /// connects to the whole cluster.
+    /// connects to the whole cluster. Commands wait up to [`DEFAULT_COMMAND_TIMEOUT`].
     pub async fn connect(url: &str) -> Result<Self> {
-        let (opener, conn) = Opener::connect(url).await.op("connect")?;
+        Self::connect_with_timeout(url, DEFAULT_COMMAND_TIMEOUT).await
+    }
+
+    /// Connect to `url`; a command (other than a worker's blocking pop) that gets
+    /// no answer within `command_timeout` fails as unavailable, so a Redis that
+    /// stopped answering gives the API a quick 503 instead of a hang.
+    pub async fn connect_with_timeout(url: &str, command_timeout: Duration) -> Result<Self> {
+        Self::connect_with(url, command_timeout, &RedisTls::default()).await
+    }
+
+    /// Connect to `url` with `command_timeout` (see [`Self::connect_with_timeout`])
+    /// and, for `rediss://`, the TLS files in `tls` (the URL's own redis-py
+    /// parameters come first).
+    pub async fn connect_with(url: &str, command_timeout: Duration, tls: &RedisTls) -> Result<Self> {
+        let (opener, conn) = Opener::connect(url, command_timeout, tls).await.op("connect")?;
         if conn.is_cluster() {
-            tracing::info!(%url, "connected to a Redis Cluster");
+            // (Not the URL: it may hold a password.)
+            tracing::info!("connected to a Redis Cluster");
         }
         Ok(Self { opener, conn, sorted_set: "vcons".into() })
     }
@@ -212,15 +246,18 @@ impl Broker for RedisBroker {
     }
 
     async fn requeue(&self, worker: &str, item: &Popped) -> Result<()> {
-        // LMOVE of the exact entry is not expressible; a MULTI keeps the two steps
-        // together (both keys share a hash slot).
-        redis::pipe()
-            .atomic()
-            .lrem(processing_list(&item.list, worker), 1, &item.uuid)
-            .lpush(&item.list, &item.uuid)
-            .query_async::<()>(&mut self.conn())
+        // LMOVE of the exact entry is not expressible: a script removes it and
+        // pushes it only if it was there, so a retried requeue (its first answer
+        // lost) or one after a reaper returned the item never queues it twice.
+        // Both keys share a hash slot.
+        REQUEUE
+            .key(processing_list(&item.list, worker))
+            .key(&item.list)
+            .arg(&item.uuid)
+            .invoke_async::<i64>(&mut self.conn())
             .await
             .op("requeue")
+            .map(drop)
     }
 
     async fn heartbeat(&self, worker: &str, lists: &[String], ttl_secs: u64) -> Result<()> {
@@ -278,7 +315,12 @@ impl Broker for RedisBroker {
                 }
             }
         }
-        conn.hdel::<_, _, ()>(WORKERS_KEY, worker).await.op("HDEL worker")?;
+        // Forgotten only if still silent: a worker whose heartbeat came back
+        // meanwhile keeps its registry entry, so it is found should it die later.
+        let alive: bool = conn.exists(heartbeat_key(worker)).await.op("EXISTS heartbeat")?;
+        if !alive {
+            conn.hdel::<_, _, ()>(WORKERS_KEY, worker).await.op("HDEL worker")?;
+        }
         Ok(returned)
     }
 

@@ -10,7 +10,9 @@ use futures::future::join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, TlsCertificates, Value};
+
+use crate::redis_tls::{RedisTls, parse_url};
 
 /// A connection to a single Redis or to a cluster.
 #[derive(Clone)]
@@ -23,22 +25,44 @@ pub(crate) enum Conn {
 #[derive(Clone)]
 pub(crate) enum Opener {
     Single(Client),
-    Cluster(Box<ClusterClient>),
+    /// A cluster's seed URL and TLS material (each connection gets its own
+    /// client, so a popper's answers may take longer than other commands').
+    Cluster(String, Option<TlsCertificates>),
 }
 
 impl Opener {
-    /// Connect to `url`, detecting a cluster.
-    pub(crate) async fn connect(url: &str) -> RedisResult<(Self, Conn)> {
-        let client = Client::open(url)?;
-        let probe = Self::Single(client.clone()).open(Duration::from_secs(10)).await?;
+    /// Connect to `url`, detecting a cluster; commands wait `command_timeout`
+    /// for their answer.
+    pub(crate) async fn connect(url: &str, command_timeout: Duration, tls: &RedisTls) -> RedisResult<(Self, Conn)> {
+        let parsed = parse_url(url);
+        // What the URL names (a Python deployment's) comes before the environment.
+        let tls = parsed.tls.or(tls.clone());
+        if parsed.insecure {
+            tracing::warn!(
+                "the Redis server's TLS certificate is NOT checked (ssl_cert_reqs=none or #insecure in REDIS_URL):                  anyone on the path can read and change the queues; name its CA with CONSERVER_REDIS_CA_FILE instead"
+            );
+        }
+        let certificates = if tls.is_set() {
+            if !parsed.url.starts_with("rediss://") {
+                return Err(RedisError::from((
+                    ErrorKind::InvalidClientConfig,
+                    "TLS files are set for a plain redis:// URL",
+                    "use rediss:// in REDIS_URL, or unset the CONSERVER_REDIS_*_FILE settings".to_string(),
+                )));
+            }
+            Some(tls.certificates().map_err(|e| RedisError::from((ErrorKind::InvalidClientConfig, "Redis TLS", e)))?)
+        } else {
+            None
+        };
+        let client = match &certificates {
+            Some(certificates) => Client::build_with_tls(parsed.url.as_str(), certificates.clone())?,
+            None => Client::open(parsed.url.as_str())?,
+        };
+        let probe = Self::Single(client.clone()).open(command_timeout).await?;
         let info: String = redis::cmd("INFO").arg("cluster").query_async(&mut probe.clone()).await?;
         if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
-            let cluster = ClusterClient::builder(vec![url])
-                .connection_timeout(Duration::from_secs(5))
-                .response_timeout(Duration::from_secs(10))
-                .build()?;
-            let opener = Self::Cluster(Box::new(cluster));
-            let conn = opener.open(Duration::from_secs(10)).await?;
+            let opener = Self::Cluster(parsed.url, certificates);
+            let conn = opener.open(command_timeout).await?;
             Ok((opener, conn))
         } else {
             Ok((Self::Single(client), probe))
@@ -55,7 +79,16 @@ impl Opener {
                     .set_max_delay(Duration::from_secs(2));
                 Ok(Conn::Single(ConnectionManager::new_with_config(client.clone(), config).await?))
             }
-            Self::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+            Self::Cluster(url, certificates) => {
+                let mut builder = ClusterClient::builder(vec![url.as_str()])
+                    .connection_timeout(Duration::from_secs(5))
+                    .response_timeout(response_timeout);
+                if let Some(certificates) = certificates {
+                    builder = builder.certs(certificates.clone());
+                }
+                let client = builder.build()?;
+                Ok(Conn::Cluster(client.get_async_connection().await?))
+            }
         }
     }
 }

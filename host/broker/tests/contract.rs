@@ -97,6 +97,10 @@ async fn reliable_pop_moves_acks_and_requeues(broker: Arc<dyn Broker>) {
     // Requeued to the head, ahead of later arrivals.
     assert_eq!(broker.range(&list).await.unwrap(), ["b", "c"]);
     assert_eq!(broker.len(&processing_list(&list, &worker)).await.unwrap(), 0);
+    // A requeue retried after its answer was lost (or after a reaper returned
+    // the item) does not queue it twice.
+    broker.requeue(&worker, &b).await.unwrap();
+    assert_eq!(broker.range(&list).await.unwrap(), ["b", "c"]);
 
     // An empty list waits about `wait`, then answers None.
     let empty = [unique("empty")];
@@ -341,12 +345,20 @@ async fn a_worker_whose_heartbeat_is_back_keeps_its_items(broker: Arc<dyn Broker
     let mut popper = broker.popper(&worker).await.unwrap();
     popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(broker.dead_workers(&[]).await.unwrap().contains(&worker));
     if broker.shared() {
-        assert!(broker.dead_workers(&[]).await.unwrap().contains(&worker));
         // Its heartbeat returns before the reaper's second look.
         broker.heartbeat(&worker, &lists, 30).await.unwrap();
         assert_eq!(broker.reclaim_worker(&worker).await.unwrap(), 0);
         assert_eq!(broker.range(&processing_list(&list, &worker)).await.unwrap(), ["a"]);
+        // Still registered: found should it die later.
+        broker.heartbeat(&worker, &lists, 1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(broker.dead_workers(&[]).await.unwrap().contains(&worker));
+    } else {
+        // One process owns the store: a worker not its own is gone.
+        assert_eq!(broker.reclaim_worker(&worker).await.unwrap(), 1);
+        assert_eq!(broker.range(&list).await.unwrap(), ["a"]);
     }
 }
 

@@ -132,6 +132,20 @@ pub struct Settings {
     /// container), retrying with backoff, before it exits with the error.
     /// 0 fails at the first refusal.
     pub broker_wait_secs: u64,
+    /// `CONSERVER_REDIS_TIMEOUT_SECS` (default 3, at least 1): how long a Redis
+    /// command waits for its answer. A Redis that stops answering (paused, or a
+    /// network path that drops packets) then gives the API a 503 with
+    /// `Retry-After` after this long instead of a hang; workers retry.
+    pub redis_timeout_secs: u64,
+    /// `CONSERVER_REDIS_CA_FILE`: PEM CA certificate(s) the Redis server's TLS
+    /// certificate (`rediss://`) is checked against instead of the system roots
+    /// (redis-py's `ssl_ca_certs=` in `REDIS_URL` works too).
+    pub redis_ca_file: Option<PathBuf>,
+    /// `CONSERVER_REDIS_CLIENT_CERT_FILE`: PEM client certificate for mutual TLS
+    /// to Redis (with the key; or `ssl_certfile=` in `REDIS_URL`).
+    pub redis_client_cert_file: Option<PathBuf>,
+    /// `CONSERVER_REDIS_CLIENT_KEY_FILE`: its PEM private key (or `ssl_keyfile=`).
+    pub redis_client_key_file: Option<PathBuf>,
     /// `CONSERVER_WORKER_TTL_SECS` (default 15): a worker silent this long is dead
     /// and the vCons it held are returned to their lists.
     pub worker_ttl_secs: u64,
@@ -225,6 +239,12 @@ impl Settings {
             max_body_bytes: number(&get, "CONSERVER_MAX_BODY_BYTES", 32 * 1024 * 1024)?,
             shutdown_grace_secs: number(&get, "CONSERVER_SHUTDOWN_GRACE_SECS", 30)?,
             broker_wait_secs: number(&get, "CONSERVER_BROKER_WAIT_SECS", 300)?,
+            redis_timeout_secs: number(&get, "CONSERVER_REDIS_TIMEOUT_SECS", 3)?.max(1),
+            redis_ca_file: get("CONSERVER_REDIS_CA_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
+            redis_client_cert_file: get("CONSERVER_REDIS_CLIENT_CERT_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            redis_client_key_file: get("CONSERVER_REDIS_CLIENT_KEY_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
             worker_ttl_secs: number(&get, "CONSERVER_WORKER_TTL_SECS", 15)?.max(1),
             version: get("VCON_SERVER_VERSION").unwrap_or_else(|| "dev".into()),
             git_commit: get("VCON_SERVER_GIT_COMMIT").unwrap_or_else(|| "unknown".into()),

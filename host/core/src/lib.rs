@@ -10,6 +10,7 @@ mod form;
 mod ingest;
 pub mod json_bound;
 pub mod metrics;
+pub mod redact;
 mod timestamp;
 pub mod trace_context;
 mod validate;

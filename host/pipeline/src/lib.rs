@@ -11,6 +11,7 @@
 //! A link error or limit breach, or a storage failure, dead-letters the uuid to
 //! `DLQ:{ingress}` with a reason naming the step and cause; the worker goes on.
 
+mod broker_failures;
 mod error;
 mod link_cache;
 mod plan;

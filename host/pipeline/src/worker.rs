@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::broker_failures::{self, FailureCounts, Next};
 use crate::process::{Outcome, ProcessOptions, process_vcon};
 use crate::{ChainPlan, Snapshot};
 
@@ -42,33 +43,43 @@ const SETTLE_RETRY_FOR: Duration = Duration::from_secs(120);
 const HEARTBEAT_RETRY: Duration = Duration::from_millis(500);
 
 /// How one worker's heartbeats are going.
-#[derive(Default)]
 struct HeartbeatState {
-    /// When the renewals started failing, while they fail.
-    failing_since: Mutex<Option<tokio::time::Instant>>,
+    /// When the last renewal succeeded (the worker's start before the first).
+    last_success: Mutex<tokio::time::Instant>,
+    /// Whether the latest renewal failed.
+    failing: std::sync::atomic::AtomicBool,
     /// Failed renewals so far.
     failures: AtomicU64,
 }
 
+impl Default for HeartbeatState {
+    fn default() -> Self {
+        Self {
+            last_success: Mutex::new(tokio::time::Instant::now()),
+            failing: std::sync::atomic::AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
 impl HeartbeatState {
     fn succeeded(&self) {
-        *self.failing_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        *self.last_success.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tokio::time::Instant::now();
+        self.failing.store(false, Ordering::SeqCst);
     }
 
     fn failed(&self) {
         self.failures.fetch_add(1, Ordering::SeqCst);
-        self.failing_since
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_or_insert_with(tokio::time::Instant::now);
+        self.failing.store(true, Ordering::SeqCst);
     }
 
-    /// How long the renewals have been failing (zero while they succeed).
+    /// While renewals fail, how long since the last one succeeded (zero while
+    /// they succeed): what the other processes see is that age.
     fn failing_for(&self) -> Duration {
-        self.failing_since
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .map_or(Duration::ZERO, |t| t.elapsed())
+        if !self.failing.load(Ordering::SeqCst) {
+            return Duration::ZERO;
+        }
+        self.last_success.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed()
     }
 }
 
@@ -112,6 +123,7 @@ impl Workers {
         let mut set = JoinSet::new();
         let ids: Vec<String> = (1..=count).map(worker_id).collect();
         let mut heartbeats = Vec::new();
+        let broker_failures = Arc::new(FailureCounts::default());
         for id in &ids {
             let worker = Worker {
                 id: id.clone(),
@@ -121,6 +133,8 @@ impl Workers {
                 shutdown: shutdown.clone(),
                 in_flight: Arc::default(),
                 heartbeat: Arc::default(),
+                broker_failures: broker_failures.clone(),
+                lists_read: Arc::default(),
             };
             heartbeats.push(worker.heartbeat.clone());
             set.spawn(worker.run());
@@ -147,6 +161,13 @@ struct Worker {
     in_flight: Arc<Mutex<HashMap<(String, String), usize>>>,
     /// How this worker's heartbeats are going.
     heartbeat: Arc<HeartbeatState>,
+    /// Broker failures per vCon, shared by the process's workers (pauses, and
+    /// the poison limit).
+    broker_failures: Arc<FailureCounts>,
+    /// Every list this worker has read from (a reload may drop one while its
+    /// vCons are still in flight): the heartbeat registers them all, so a
+    /// reaper finds every processing list should this worker die.
+    lists_read: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Worker {
@@ -307,15 +328,32 @@ impl Worker {
     async fn heartbeat(self, stopped: CancellationToken) {
         let ttl = self.settings.heartbeat_ttl;
         loop {
-            let lists = self.snapshots.borrow().ingress_lists().to_vec();
-            let next = match self.broker.heartbeat(&self.id, &lists, ttl.as_secs().max(1)).await {
+            let lists: Vec<String> = {
+                let mut lists = self.lists_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                lists.extend(self.snapshots.borrow().ingress_lists().iter().cloned());
+                lists.iter().cloned().collect()
+            };
+            // A renewal that hangs counts as failed once the next one is due.
+            let renewal = self.broker.heartbeat(&self.id, &lists, ttl.as_secs().max(1));
+            let result = match tokio::time::timeout(ttl / 3, renewal).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {} ms", (ttl / 3).as_millis())),
+            };
+            let next = match result {
                 Ok(()) => {
+                    if self.heartbeat.failing_for() > Duration::ZERO {
+                        tracing::info!(worker = %self.id, "heartbeat renewed");
+                    }
                     self.heartbeat.succeeded();
                     ttl / 3
                 }
                 Err(error) => {
+                    // The first failure of a run, then one line every 10 s.
+                    let failing_for = self.heartbeat.failing_for();
                     self.heartbeat.failed();
-                    tracing::warn!(worker = %self.id, %error, "heartbeat failed; will retry");
+                    if failing_for.is_zero() || failing_for.as_millis() % 10_000 < HEARTBEAT_RETRY.as_millis() {
+                        tracing::warn!(worker = %self.id, %error, failing_secs = failing_for.as_secs(), "heartbeat failed; retrying every 0.5 s");
+                    }
                     HEARTBEAT_RETRY.min(ttl / 3)
                 }
             };
@@ -338,10 +376,10 @@ impl Worker {
         let tasks = TaskTracker::new();
         let hard_stop = CancellationToken::new();
         let mut failures = 0u32;
-        // Every list this worker has read from (a reload may drop one).
-        let mut read_from: BTreeSet<String> = BTreeSet::new();
         // Whether a pop failed since the processing lists were last checked.
         let mut check_strays = true;
+        // The lists the registry names for this worker.
+        let mut registered: BTreeSet<String> = BTreeSet::new();
         loop {
             let permit = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
@@ -351,7 +389,31 @@ impl Worker {
                 break;
             }
             let snapshot = self.snapshots.borrow().clone();
-            read_from.extend(snapshot.ingress_lists().iter().cloned());
+            let read_from = {
+                let mut lists = self.lists_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                lists.extend(snapshot.ingress_lists().iter().cloned());
+                lists.clone()
+            };
+            // Before the first pop from a list, the registry must name it: a crash
+            // right after that pop leaves the vCon where a reaper looks.
+            if read_from != registered {
+                let lists: Vec<String> = read_from.iter().cloned().collect();
+                let ttl = self.settings.heartbeat_ttl;
+                match self.broker.heartbeat(&self.id, &lists, ttl.as_secs().max(1)).await {
+                    Ok(()) => {
+                        self.heartbeat.succeeded();
+                        registered.clone_from(&read_from);
+                    }
+                    Err(error) => {
+                        tracing::warn!(worker = %self.id, %error, "cannot register this worker's lists yet; not popping");
+                        tokio::select! {
+                            () = tokio::time::sleep(HEARTBEAT_RETRY) => {}
+                            () = self.shutdown.cancelled() => break,
+                        }
+                        continue;
+                    }
+                }
+            }
             if check_strays {
                 match self.return_strays(&read_from).await {
                     Ok(_) => check_strays = false,
@@ -415,6 +477,7 @@ impl Worker {
             tasks.wait().await;
         }
         drop(popper);
+        let read_from = self.lists_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         match self.return_strays(&read_from).await {
             Ok(_) => {}
             Err(error) => tracing::error!(worker = %self.id, %error,
@@ -477,14 +540,72 @@ impl Worker {
                     if let Outcome::Completed = outcome {
                         tracing::debug!(parent: &span, "vCon processed");
                     }
+                    self.broker_failures.forget(item);
                     self.settle(item, Settle::Ack, &hard_stop).await;
                 }
                 Err(error) => {
-                    tracing::error!(parent: &span, %error, "broker failed mid-chain; returning the vCon to its list");
-                    self.settle(item, Settle::Requeue, &hard_stop).await;
+                    let tally = self.broker_failures.record(item, broker_failures::is_lasting(&error));
+                    match broker_failures::next(tally) {
+                        Next::DeadLetter => self.dead_letter_poison(&chain, item, &error, tally, &hard_stop).await,
+                        Next::RetryAfter(pause) => {
+                            tracing::error!(parent: &span, %error, attempt = tally.failures, retry_in_ms = pause.as_millis() as u64,
+                                "broker failed mid-chain; the vCon goes back to its list after a pause");
+                            self.pause(pause, &hard_stop).await;
+                            self.settle(item, Settle::Requeue, &hard_stop).await;
+                        }
+                    }
                 }
             },
             () = hard_stop.cancelled() => self.requeue(item).await,
+        }
+    }
+
+    /// Dead-letter a vCon the broker keeps refusing for a reason retrying will
+    /// not fix; if even that fails, it goes back to its list.
+    async fn dead_letter_poison(
+        &self,
+        chain: &ChainPlan,
+        item: &Popped,
+        error: &conserver_broker::BrokerError,
+        tally: broker_failures::Tally,
+        hard_stop: &CancellationToken,
+    ) {
+        let attempts = tally.lasting;
+        let reason = conserver_core::DlqReason {
+            uuid: item.uuid.clone(),
+            chain: chain.name.clone(),
+            link: "broker".into(),
+            error: format!(
+                "{error} (the same after {attempts} tries; retrying will not fix it: repair or delete the key vcon:{}, then reprocess)",
+                item.uuid
+            ),
+            retryable: false,
+            attempts,
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        match self.broker.dead_letter(&item.list, reason, self.settings.options.dlq_expiry_secs).await {
+            Ok(()) => {
+                tracing::warn!(chain = %chain.name, vcon_uuid = %item.uuid, %error, attempts, "vCon dead-lettered: the broker cannot hand it to the chain");
+                conserver_core::metrics::record_dlq(&conserver_broker::dlq_list(&item.list));
+                self.broker_failures.forget(item);
+                self.settle(item, Settle::Ack, hard_stop).await;
+            }
+            Err(dlq_error) => {
+                let pause = broker_failures::pause(tally.failures);
+                tracing::error!(vcon_uuid = %item.uuid, error = %dlq_error, retry_in_ms = pause.as_millis() as u64,
+                    "cannot dead-letter the vCon; it goes back to its list after a pause");
+                self.pause(pause, hard_stop).await;
+                self.settle(item, Settle::Requeue, hard_stop).await;
+            }
+        }
+    }
+
+    /// Wait `pause`, or less if shutdown begins (the vCon then goes back at once).
+    async fn pause(&self, pause: Duration, hard_stop: &CancellationToken) {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = hard_stop.cancelled() => {}
+            () = self.shutdown.cancelled() => {}
         }
     }
 

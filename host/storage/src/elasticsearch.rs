@@ -119,9 +119,10 @@ impl ElasticsearchStorage {
         } else {
             return Err(invalid("set `url` (self-hosted) or `cloud_id` and `api_key` (Elastic Cloud)".into()));
         };
-        let parsed = reqwest::Url::parse(&base).map_err(|e| invalid(format!("url `{base}`: {e}")))?;
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|e| invalid(format!("url `{}`: {e}", conserver_core::redact::redact_url(&base))))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(invalid(format!("url `{base}` must be http or https")));
+            return Err(invalid(format!("url `{}` must be http or https", conserver_core::redact::redact_url(&base))));
         }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -152,11 +153,16 @@ impl ElasticsearchStorage {
     }
 
     async fn send(&self, operation: &'static str, request: reqwest::RequestBuilder) -> Result<Value, StorageError> {
-        let response = request.send().await.map_err(|e| self.failed(operation, format!("{}: {e}", self.base)))?;
+        let response = request.send().await.map_err(|e| {
+            self.failed(operation, format!("{}: {}", conserver_core::redact::redact_url(&self.base), e.without_url()))
+        })?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| self.failed(operation, e.to_string()))?;
+        let body = response.text().await.map_err(|e| self.failed(operation, e.without_url().to_string()))?;
         if !status.is_success() {
-            return Err(self.failed(operation, format!("{} answered {status}: {}", self.base, clip(&body))));
+            return Err(self.failed(
+                operation,
+                format!("{} answered {status}: {}", conserver_core::redact::redact_url(&self.base), clip(&body)),
+            ));
         }
         serde_json::from_str(&body).map_err(|e| self.failed(operation, format!("unreadable answer: {e}")))
     }

@@ -91,15 +91,17 @@ impl EmbeddingsClient {
 
     /// The embedding of `text`.
     pub async fn embed(&self, model: &str, text: &str) -> Result<Vec<f32>, EmbeddingsError> {
-        let failed = |message: String| EmbeddingsError::Request { url: self.url.clone(), message };
+        let failed =
+            |message: String| EmbeddingsError::Request { url: conserver_core::redact::redact_url(&self.url), message };
         let body = if self.send_model { json!({"model": model, "input": text}) } else { json!({"input": text}) };
         let mut request = self.client.post(&self.url).json(&body);
         for (name, value) in &self.headers {
             request = request.header(*name, value);
         }
-        let response = request.send().await.map_err(|e| failed(e.to_string()))?;
+        let response = request.send().await.map_err(|e| failed(e.without_url().to_string()))?;
         let status = response.status();
-        let answer: Value = response.json().await.map_err(|e| failed(format!("{status}: unreadable answer: {e}")))?;
+        let answer: Value =
+            response.json().await.map_err(|e| failed(format!("{status}: unreadable answer: {}", e.without_url())))?;
         if !status.is_success() {
             let message = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or("no message");
             return Err(failed(format!("{status}: {message}")));

@@ -149,14 +149,23 @@ impl MilvusStorage {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| self.failed(operation, format!("{url}: {e}")))?;
+        let response = request.send().await.map_err(|e| {
+            self.failed(operation, format!("{}: {}", conserver_core::redact::redact_url(&url), e.without_url()))
+        })?;
         let status = response.status();
-        let answer: Value =
-            response.json().await.map_err(|e| self.failed(operation, format!("{url} answered {status}: {e}")))?;
+        let answer: Value = response.json().await.map_err(|e| {
+            self.failed(
+                operation,
+                format!("{} answered {status}: {}", conserver_core::redact::redact_url(&url), e.without_url()),
+            )
+        })?;
         let code = answer.get("code").and_then(Value::as_i64).unwrap_or(-1);
         if !status.is_success() || code != 0 {
             let message = answer.get("message").and_then(Value::as_str).unwrap_or("no message");
-            return Err(self.failed(operation, format!("{url} answered {status}, code {code}: {message}")));
+            return Err(self.failed(
+                operation,
+                format!("{} answered {status}, code {code}: {message}", conserver_core::redact::redact_url(&url)),
+            ));
         }
         Ok(answer)
     }

@@ -64,7 +64,10 @@ impl MongoStorage {
             serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?
         };
         if !options.url.starts_with("mongodb://") && !options.url.starts_with("mongodb+srv://") {
-            return Err(invalid(format!("url `{}` must start with mongodb:// or mongodb+srv://", options.url)));
+            return Err(invalid(format!(
+                "url `{}` must start with mongodb:// or mongodb+srv://",
+                conserver_core::redact::redact_url(&options.url)
+            )));
         }
         if options.database.is_empty() || options.collection.is_empty() {
             return Err(invalid("`database` and `collection` must not be empty".into()));

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use tokio::sync::OnceCell;
 
 use crate::{Storage, StorageError};
@@ -36,6 +36,19 @@ pub struct PostgresOptions {
     pub port: u16,
     /// Table name (letters, digits and `_`).
     pub table_name: String,
+    /// TLS to the server, with libpq's (and psycopg's) names and meanings:
+    /// `disable`, `allow`, `prefer` (the default: TLS when the server offers it,
+    /// unchecked), `require` (TLS, unchecked), `verify-ca` (the certificate is
+    /// checked against `sslrootcert`, else the bundled web roots) or
+    /// `verify-full` (that, and the host name too).
+    pub sslmode: Option<String>,
+    /// PEM file of the CA(s) the server's certificate is checked against
+    /// (managed databases publish theirs).
+    pub sslrootcert: Option<String>,
+    /// PEM client certificate, for servers that require one (with `sslkey`).
+    pub sslcert: Option<String>,
+    /// The client certificate's PEM private key.
+    pub sslkey: Option<String>,
 }
 
 impl Default for PostgresOptions {
@@ -48,6 +61,10 @@ impl Default for PostgresOptions {
             host: "localhost".into(),
             port: 5432,
             table_name: "vcons".into(),
+            sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
         }
     }
 }
@@ -77,12 +94,37 @@ impl PostgresStorage {
         {
             return Err(invalid(format!("table_name `{table}` must be letters, digits and `_`")));
         }
-        let connect = PgConnectOptions::new()
+        let mut connect = PgConnectOptions::new()
             .host(&options.host)
             .port(options.port)
             .username(&options.user)
             .password(&options.password)
             .database(&options.database);
+        if let Some(mode) = &options.sslmode {
+            let mode = mode.parse::<PgSslMode>().map_err(|_| {
+                invalid(format!(
+                    "sslmode `{mode}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                ))
+            })?;
+            connect = connect.ssl_mode(mode);
+        }
+        for (key, path) in
+            [("sslrootcert", &options.sslrootcert), ("sslcert", &options.sslcert), ("sslkey", &options.sslkey)]
+        {
+            if let Some(path) = path
+                && !std::path::Path::new(path).is_file()
+            {
+                return Err(invalid(format!("{key} `{path}` is not a readable file")));
+            }
+        }
+        if let Some(path) = &options.sslrootcert {
+            connect = connect.ssl_root_cert(path);
+        }
+        match (&options.sslcert, &options.sslkey) {
+            (Some(cert), Some(key)) => connect = connect.ssl_client_cert(cert).ssl_client_key(key),
+            (None, None) => {}
+            _ => return Err(invalid("`sslcert` and `sslkey` go together: set both or neither".into())),
+        }
         Ok(Self { name: name.to_string(), table: table.clone(), connect, pool: Default::default() })
     }
 

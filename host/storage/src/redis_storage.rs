@@ -61,7 +61,8 @@ impl RedisStorage {
                 .map(String::from)
                 .ok_or_else(|| invalid("no Redis to write to: set `redis_url` in its options or REDIS_URL".into()))?,
         };
-        redis::Client::open(url.as_str()).map_err(|e| invalid(format!("redis_url `{url}`: {e}")))?;
+        redis::Client::open(url.as_str())
+            .map_err(|e| invalid(format!("redis_url `{}`: {e}", conserver_core::redact::redact_url(&url))))?;
         Ok(Self {
             name: name.to_string(),
             url,

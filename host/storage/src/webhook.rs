@@ -43,9 +43,13 @@ impl WebhookStorage {
             serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?
         };
         for url in &options.webhook_urls {
-            let parsed = reqwest::Url::parse(url).map_err(|e| invalid(format!("webhook url `{url}`: {e}")))?;
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| invalid(format!("webhook url `{}`: {e}", conserver_core::redact::redact_url(url))))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(invalid(format!("webhook url `{url}` must be http or https")));
+                return Err(invalid(format!(
+                    "webhook url `{}` must be http or https",
+                    conserver_core::redact::redact_url(url)
+                )));
             }
         }
         for (header, value) in &options.headers {
@@ -82,9 +86,16 @@ impl Storage for WebhookStorage {
             for (header, value) in &self.options.headers {
                 request = request.header(header, value);
             }
-            let response = request.send().await.map_err(|e| failed(format!("{url}: {e}")))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| failed(format!("{}: {}", conserver_core::redact::redact_url(url), e.without_url())))?;
             if !response.status().is_success() {
-                return Err(failed(format!("{url} answered {}", response.status())));
+                return Err(failed(format!(
+                    "{} answered {}",
+                    conserver_core::redact::redact_url(url),
+                    response.status()
+                )));
             }
         }
         Ok(())

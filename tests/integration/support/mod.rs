@@ -16,7 +16,9 @@ pub enum Backend {
 }
 
 pub mod otlp;
+pub mod own_postgres;
 pub mod scrapi;
+pub mod test_ca;
 pub mod vendors;
 
 pub fn redis_url() -> String {
@@ -316,5 +318,68 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A child process killed (and reaped) when the test ends, panics included: a
+/// Redis a test paused or starved never outlives it.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0.id().to_string()]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `redis-server` of the test's own on a free loopback port, without
+/// persistence, with `extra` arguments; waits until it accepts connections.
+pub fn own_redis(extra: &[&str]) -> (KillOnDrop, u16) {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (cargo xtask test installs it)");
+    let child = KillOnDrop(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (child, port);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the test's redis-server on port {port} never accepted connections");
+}
+
+/// Run `command` to its end, or kill it after `limit` (a start that was meant
+/// to fail but did not must not hang the test); its exit status and its stdout
+/// and stderr together (through a file, so a chatty child never blocks).
+pub fn output_within(command: &mut Command, limit: Duration) -> (std::process::ExitStatus, String) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let (out, err) = (log.reopen().unwrap(), log.reopen().unwrap());
+    let mut child = command.stdout(out).stderr(err).spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, std::fs::read_to_string(log.path()).unwrap_or_default());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?} (it was expected to stop):\n{}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

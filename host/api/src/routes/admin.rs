@@ -15,11 +15,25 @@ use crate::guards::ControlAccess;
 use crate::query::Query;
 use crate::{ApiState, ConfigRejected};
 
-/// The config file as JSON, keys in file order.
+/// The config file as JSON, keys in file order. Where the config in force came
+/// from is in two headers: `Conserver-Config-Source` (`file-at-start`, `api` or
+/// `file-edit`) and `Conserver-Config-Applied-At` (RFC 3339, UTC).
 #[utoipa::path(get, path = "/config", tag = "admin",
-    responses((status = 200, description = "The config in force")))]
-pub async fn read_config(State(state): State<ApiState>) -> Json<Value> {
-    Json(state.control.live().document.clone())
+    responses((status = 200, description = "The config in force",
+        headers(("Conserver-Config-Source" = String, description = "file-at-start, api or file-edit"),
+                ("Conserver-Config-Applied-At" = String, description = "When it was applied, RFC 3339 UTC")))))]
+pub async fn read_config(State(state): State<ApiState>) -> Response {
+    let live = state.control.live();
+    let applied_at = chrono::DateTime::<chrono::Utc>::from(live.origin.applied_at)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    (
+        [
+            ("conserver-config-source", live.origin.source.as_str().to_string()),
+            ("conserver-config-applied-at", applied_at),
+        ],
+        Json(live.document.clone()),
+    )
+        .into_response()
 }
 
 /// Replace the config: validated first (every link component loaded), written

@@ -63,7 +63,7 @@ fn live(config: &Config, document: Value) -> Result<LiveConfig, String> {
     for (name, def) in &config.storages {
         storages.push(conserver_storage::build(name, def).map_err(|e| e.to_string())?);
     }
-    Ok(LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages })
+    Ok(LiveConfig { document, ingress_auth: config.ingress_auth.clone(), storages, ..LiveConfig::default() })
 }
 
 #[async_trait]

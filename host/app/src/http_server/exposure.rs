@@ -63,6 +63,13 @@ pub async fn decide(settings: &Settings) -> Result<Exposure> {
     }
     let loopback = addresses.iter().all(|a| is_loopback(a.ip()));
     check(&shown, loopback, has_token, settings.allow_open)?;
+    if !loopback && !has_token {
+        // Only with CONSERVER_ALLOW_OPEN=1: allowed, and said loudly.
+        tracing::warn!(
+            bind = %shown,
+            "THE API IS OPEN: no API token is configured and it listens beyond loopback, so anyone who can reach              it can read and delete every vCon and dead-letter queue. Set CONSERVER_API_TOKEN (or              CONSERVER_API_TOKEN_FILE) unless a proxy in front checks every request"
+        );
+    }
     Ok(Exposure { shown, addresses, loopback })
 }
 

@@ -1,6 +1,7 @@
 //! Logs and OpenTelemetry for the binary.
 //!
-//! * Logs: `LOG_LEVEL` (an env-filter directive, default `info`) and
+//! * Logs: `LOG_LEVEL` (a level — Python's names too — or an env-filter
+//!   directive, default `info`; see [`log_level`]) and
 //!   `LOG_FORMAT=json|text` (default text). JSON lines carry the fields of the
 //!   spans they were written in: `request_id` for API requests, `vcon_uuid`,
 //!   `chain_name` and `link_name` while a vCon is processed. Text lines have
@@ -9,6 +10,7 @@
 //! * OpenTelemetry ([`otlp`]): spans and metrics over OTLP, gRPC or HTTP, when the
 //!   standard `OTEL_*` variables ask for it.
 
+mod log_level;
 mod otlp;
 mod text_fields;
 
@@ -45,8 +47,11 @@ fn exported(metadata: &Metadata<'_>) -> bool {
 /// Install logging and, when configured, the OTLP exporters. Must run inside the
 /// tokio runtime's context (the gRPC exporter's channel lives on it).
 pub fn init() -> Telemetry {
-    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
-    let filter = EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (level, mut level_warning) = log_level::directive(&std::env::var("LOG_LEVEL").unwrap_or_default());
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|error| {
+        level_warning = Some(format!("LOG_LEVEL={level:?} is not a valid filter ({error}); logging at info"));
+        EnvFilter::new("info")
+    });
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if json {
@@ -65,6 +70,9 @@ pub fn init() -> Telemetry {
         .map(|layer| layer.with_filter(FilterFn::new(exported)).with_filter(LevelFilter::INFO).boxed());
     if let Err(error) = tracing_subscriber::registry().with(fmt).with(otel).try_init() {
         eprintln!("conserver: logging already initialised: {error}");
+    }
+    if let Some(warning) = level_warning {
+        tracing::warn!("{warning}");
     }
     if let Some(error) = problem {
         tracing::error!(%error, "OpenTelemetry export is off: fix the OTEL_* settings");

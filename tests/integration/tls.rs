@@ -1,0 +1,159 @@
+//! TLS to the services conserver uses (issue #18, item 1), against real servers
+//! on loopback with a CA made at test time: a redis-server that only speaks TLS
+//! and requires a client certificate.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::test_ca::TestCa;
+use crate::support::{Backend, KillOnDrop, Server, binary, component, fresh_vcon, unique};
+
+/// A redis-server listening only with TLS, requiring a client certificate.
+struct TlsRedis {
+    _child: KillOnDrop,
+    port: u16,
+}
+
+impl TlsRedis {
+    fn start(ca: &TestCa) -> Self {
+        let (cert, key) = ca.issue("redis-server");
+        let port = crate::support::free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(ca.ca_file())
+            .args(["--tls-auth-clients", "yes"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (with TLS support, as Debian builds it)");
+        let child = KillOnDrop(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { _child: child, port };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the TLS redis-server never listened on {port}");
+    }
+}
+
+fn tag_chain(ingress: &str, egress: &str) -> String {
+    format!(
+        "links:\n  tag:\n    component: {tag}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
+        tag = component("tag.wasm").display(),
+    )
+}
+
+#[tokio::test]
+async fn rediss_with_a_ca_file_and_a_client_certificate_carries_the_whole_pipeline() {
+    let ca = TestCa::new();
+    let redis = TlsRedis::start(&ca);
+    let (client_cert, client_key) = ca.issue("conserver");
+    let (ingress, egress) = (unique("tls-in"), unique("tls-out"));
+    let url = format!("rediss://localhost:{}", redis.port);
+    let (ca_file, cert, key) = (ca.ca_file(), client_cert.display().to_string(), client_key.display().to_string());
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("CONSERVER_REDIS_CA_FILE", ca_file.to_str().unwrap()),
+        ("CONSERVER_REDIS_CLIENT_CERT_FILE", cert.as_str()),
+        ("CONSERVER_REDIS_CLIENT_KEY_FILE", key.as_str()),
+    ];
+    let server = Server::start(Backend::Embedded, &tag_chain(&ingress, &egress), &env).await;
+    let (_, health) = server.get_json("/health").await;
+    assert_eq!(health["broker"]["backend"], "redis", "{health}");
+    let (uuid, vcon) = fresh_vcon();
+    assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
+    server.wait_for_egress(&egress, &uuid, Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn a_python_rediss_url_with_redis_py_ssl_parameters_works_unchanged() {
+    let ca = TestCa::new();
+    let redis = TlsRedis::start(&ca);
+    let (client_cert, client_key) = ca.issue("conserver");
+    let url = format!(
+        "rediss://127.0.0.1:{}/0?ssl_ca_certs={}&ssl_certfile={}&ssl_keyfile={}&ssl_cert_reqs=required",
+        redis.port,
+        ca.ca_file().display(),
+        client_cert.display(),
+        client_key.display()
+    );
+    let server = Server::start(Backend::Embedded, "", &[("REDIS_URL", url.as_str())]).await;
+    let (uuid, vcon) = fresh_vcon();
+    assert_eq!(server.post_vcon(&vcon, "").await.status(), 201);
+    assert_eq!(server.get_json(&format!("/api/vcon/{uuid}")).await.0, 200);
+}
+
+#[test]
+fn a_redis_certificate_from_an_unknown_ca_is_refused_at_start() {
+    let ca = TestCa::new();
+    let redis = TlsRedis::start(&ca);
+    let (client_cert, client_key) = ca.issue("conserver");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(&config, "").unwrap();
+    // The client certificate is fine; the server's CA is not trusted (system roots only).
+    let mut command = Command::new(binary());
+    command
+        .arg("serve")
+        .env("CONSERVER_CONFIG_FILE", &config)
+        .env("CONSERVER_BIND", "127.0.0.1:0")
+        .env("CONSERVER_DATA_DIR", dir.path().join("data"))
+        .env("REDIS_URL", format!("rediss://localhost:{}", redis.port))
+        .env("CONSERVER_REDIS_CLIENT_CERT_FILE", &client_cert)
+        .env("CONSERVER_REDIS_CLIENT_KEY_FILE", &client_key);
+    // Refused at once: waiting does not make an untrusted certificate trusted
+    // (the default CONSERVER_BROKER_WAIT_SECS of 300 is not waited out).
+    let (status, log) = crate::support::output_within(&mut command, Duration::from_secs(60));
+    assert!(!status.success());
+    let log = log.to_lowercase();
+    assert!(log.contains("certificate") || log.contains("issuer"), "{log}");
+    assert!(!log.contains("not reachable yet; retrying"), "{log}");
+}
+
+#[tokio::test]
+async fn the_postgresql_storage_speaks_verified_tls_and_refuses_an_unknown_ca() {
+    // The server rejects plain connections (pg_hba: hostnossl … reject), so a
+    // stored vCon proves the storage used TLS.
+    let ca = TestCa::new();
+    let pg = crate::support::own_postgres::OwnPostgres::start_tls_only(&ca);
+    let (good_in, bad_in, egress) = (unique("pg-tls-in"), unique("pg-badca-in"), unique("pg-tls-out"));
+    let storage = |name: &str, extra: &str| {
+        format!(
+            "  {name}:\n    module: storage.postgres\n    options:\n      host: localhost\n      port: {}\n      user: postgres\n      database: postgres\n      table_name: vcons_tls\n      sslmode: verify-full\n{extra}",
+            pg.port
+        )
+    };
+    let config = format!(
+        "links:\n  tag:\n    component: {tag}\nstorages:\n{good}{bad}chains:\n  good:\n    links: [tag]\n    ingress_lists: [{good_in}]\n    egress_lists: [{egress}]\n    storages: [verified]\n  bad:\n    links: [tag]\n    ingress_lists: [{bad_in}]\n    storages: [unknown_ca]\n    storage_retry_secs: 1\n",
+        tag = component("tag.wasm").display(),
+        good = storage("verified", &format!("      sslrootcert: {}\n", ca.ca_file().display())),
+        bad = storage("unknown_ca", ""),
+    );
+    let server = Server::start(Backend::Embedded, &config, &[]).await;
+    let (uuid, vcon) = fresh_vcon();
+    server.post_vcon(&vcon, &good_in).await;
+    server.wait_for_egress(&egress, &uuid, Duration::from_secs(30)).await;
+    assert_eq!(pg.query(&format!("SELECT count(*) FROM vcons_tls WHERE id = '{uuid}'")), "1");
+    // Without the CA, verify-full refuses the server's certificate.
+    let (refused, vcon) = fresh_vcon();
+    server.post_vcon(&vcon, &bad_in).await;
+    let reason = server.wait_for_dlq(&bad_in, &refused, Duration::from_secs(60)).await;
+    let text = reason.to_string().to_lowercase();
+    assert!(text.contains("unknown_ca") && (text.contains("certificate") || text.contains("issuer")), "{reason}");
+}
