@@ -20,21 +20,24 @@ pub enum TooComplex {
 pub fn check(bytes: &[u8], max_values: usize, max_depth: usize) -> Result<(), TooComplex> {
     let mut values: usize = 1;
     let mut depth: usize = 0;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string: jump from one quote or backslash to the next
+                // (long strings, base64 recordings, are most of a vCon's bytes).
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
+                        None => return Ok(()),
+                        Some(at) if bytes[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                    }
+                }
             }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max_depth {
@@ -44,11 +47,12 @@ pub fn check(bytes: &[u8], max_values: usize, max_depth: usize) -> Result<(), To
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             b',' => values += 1,
-            _ => continue,
+            _ => {}
         }
         if values > max_values {
             return Err(TooComplex::Values(max_values));
         }
+        i += 1;
     }
     Ok(())
 }
