@@ -220,11 +220,11 @@ mod tests {
 
     #[test]
     fn variables_expand_from_the_environment_then_earlier_lines() {
-        let env = |name: &str| (name == "HOME_DIR").then(|| "/home/c".to_string());
+        let env = |name: &str| (name == "HOME_DIR").then(|| "/opt/c".to_string());
         let got =
             parse("BASE=/srv\nDATA=${BASE}/data\nCACHE=${HOME_DIR}/cache\nMISSING=${NOPE:-fallback}\n", env).unwrap();
         assert_eq!(got[1], pair("DATA", "/srv/data"));
-        assert_eq!(got[2], pair("CACHE", "/home/c/cache"));
+        assert_eq!(got[2], pair("CACHE", "/opt/c/cache"));
         assert_eq!(got[3], pair("MISSING", "fallback"));
     }
 
