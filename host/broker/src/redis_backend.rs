@@ -547,7 +547,7 @@ impl Broker for RedisBroker {
 
     async fn vcon_uuids(&self) -> Result<Vec<String>> {
         let mut conn = self.conn();
-        if let Conn::Cluster(cluster) = &mut conn {
+        if let Conn::Cluster(cluster, _) = &mut conn {
             // SCAN cursors are per node; ask every primary and combine the answers.
             let routing =
                 RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(ResponsePolicy::CombineArrays)));

@@ -10,15 +10,34 @@ use futures::future::join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, TlsCertificates, Value};
+use redis::io::tcp::TcpSettings;
+use redis::{
+    Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, TlsCertificates, Value,
+};
 
 use crate::redis_tls::{RedisTls, parse_url};
 
-/// A connection to a single Redis or to a cluster.
+/// A connection to a single Redis or to a cluster, with the longest a command
+/// may wait in all: the response timeout bounds the wait for an answer, but
+/// not a command waiting for the connection to be re-established (a Redis
+/// whose packets vanish held it for over 30 s); this bound covers both.
 #[derive(Clone)]
 pub(crate) enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Single(ConnectionManager, Duration),
+    Cluster(ClusterConnection, Duration),
+}
+
+/// `future`, failed as a timeout after `limit`.
+fn bounded<'a, T: Send + 'a>(limit: Duration, future: RedisFuture<'a, T>) -> RedisFuture<'a, T> {
+    Box::pin(async move {
+        match tokio::time::timeout(limit, future).await {
+            Ok(result) => result,
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("Redis did not answer within {} ms", limit.as_millis()),
+            ))),
+        }
+    })
 }
 
 /// How to open further connections (for poppers, which block theirs).
@@ -29,6 +48,27 @@ pub(crate) enum Opener {
     /// client, so a popper's answers may take longer than other commands').
     Cluster(String, Option<TlsCertificates>),
 }
+
+/// Socket settings that notice a Redis that vanished without closing the
+/// connection (a host gone, a network path dropping packets): keepalive probes
+/// on an idle connection, and `TCP_USER_TIMEOUT` for one with unanswered data.
+/// Without them such a connection stays open, every command on it timing out,
+/// until the kernel gives up after about 15 minutes; with them it fails within
+/// [`DEAD_PEER_AFTER`] and is reconnected.
+fn tcp_settings() -> TcpSettings {
+    let keepalive =
+        socket2::TcpKeepalive::new().with_time(Duration::from_secs(30)).with_interval(Duration::from_secs(10));
+    let settings = TcpSettings::default().set_nodelay(true).set_keepalive(keepalive);
+    #[cfg(target_os = "linux")]
+    let settings = settings.set_user_timeout(DEAD_PEER_AFTER);
+    settings
+}
+
+/// What a command's overall bound adds to the response timeout.
+const COMMAND_SLACK: Duration = Duration::from_millis(500);
+
+/// How long sent data may go unacknowledged before the connection counts as dead.
+const DEAD_PEER_AFTER: Duration = Duration::from_secs(20);
 
 impl Opener {
     /// Connect to `url`, detecting a cluster; commands wait `command_timeout`
@@ -54,9 +94,10 @@ impl Opener {
         } else {
             None
         };
+        let info = parsed.url.as_str().into_connection_info()?.set_tcp_settings(tcp_settings());
         let client = match &certificates {
-            Some(certificates) => Client::build_with_tls(parsed.url.as_str(), certificates.clone())?,
-            None => Client::open(parsed.url.as_str())?,
+            Some(certificates) => Client::build_with_tls(info, certificates.clone())?,
+            None => Client::open(info)?,
         };
         let probe = Self::Single(client.clone()).open(command_timeout).await?;
         let info: String = redis::cmd("INFO").arg("cluster").query_async(&mut probe.clone()).await?;
@@ -77,17 +118,19 @@ impl Opener {
                     .set_response_timeout(Some(response_timeout))
                     .set_connection_timeout(Some(Duration::from_secs(5)))
                     .set_max_delay(Duration::from_secs(2));
-                Ok(Conn::Single(ConnectionManager::new_with_config(client.clone(), config).await?))
+                let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
+                Ok(Conn::Single(manager, response_timeout + COMMAND_SLACK))
             }
             Self::Cluster(url, certificates) => {
                 let mut builder = ClusterClient::builder(vec![url.as_str()])
                     .connection_timeout(Duration::from_secs(5))
-                    .response_timeout(response_timeout);
+                    .response_timeout(response_timeout)
+                    .tcp_settings(tcp_settings());
                 if let Some(certificates) = certificates {
                     builder = builder.certs(certificates.clone());
                 }
                 let client = builder.build()?;
-                Ok(Conn::Cluster(client.get_async_connection().await?))
+                Ok(Conn::Cluster(client.get_async_connection().await?, response_timeout + COMMAND_SLACK))
             }
         }
     }
@@ -95,15 +138,15 @@ impl Opener {
 
 impl Conn {
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
+        matches!(self, Self::Cluster(..))
     }
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
+            Self::Single(conn, limit) => bounded(*limit, conn.req_packed_command(cmd)),
+            Self::Cluster(conn, limit) => bounded(*limit, conn.req_packed_command(cmd)),
         }
     }
 
@@ -114,15 +157,15 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(conn) => conn.req_packed_commands(cmd, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+            Self::Single(conn, limit) => bounded(*limit, conn.req_packed_commands(cmd, offset, count)),
+            Self::Cluster(conn, limit) => bounded(*limit, conn.req_packed_commands(cmd, offset, count)),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
+            Self::Single(conn, _) => conn.get_db(),
+            Self::Cluster(conn, _) => conn.get_db(),
         }
     }
 }
@@ -142,22 +185,20 @@ impl Batch {
         if self.0.is_empty() {
             return Ok(Vec::new());
         }
-        match conn {
-            Conn::Single(single) => {
-                let mut pipe = redis::pipe();
-                for cmd in self.0 {
-                    pipe.add_command(cmd);
-                }
-                pipe.query_async(&mut single.clone()).await
+        // Through `Conn` itself, so every command keeps its overall bound.
+        if conn.is_cluster() {
+            let replies = join_all(self.0.iter().map(|cmd| {
+                let mut conn = conn.clone();
+                async move { cmd.query_async::<Value>(&mut conn).await }
+            }))
+            .await;
+            replies.into_iter().collect()
+        } else {
+            let mut pipe = redis::pipe();
+            for cmd in self.0 {
+                pipe.add_command(cmd);
             }
-            Conn::Cluster(cluster) => {
-                let replies = join_all(self.0.iter().map(|cmd| {
-                    let mut conn = cluster.clone();
-                    async move { cmd.query_async::<Value>(&mut conn).await }
-                }))
-                .await;
-                replies.into_iter().collect()
-            }
+            pipe.query_async(&mut conn.clone()).await
         }
     }
 }
