@@ -3,24 +3,14 @@
 //! storage URLs that fail while vCons flow. Every line the server writes, and the
 //! dead-letter reasons it records, are searched for the secrets.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Backend, Server, binary, component, fresh_vcon, unique};
+use crate::support::{Backend, Server, component, fresh_vcon, unique};
 
 fn serve_and_fail(env: &[(&str, &str)]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yml");
-    std::fs::write(&config, "").unwrap();
-    let mut command = Command::new(binary());
-    command
-        .arg("serve")
-        .env("CONSERVER_CONFIG_FILE", &config)
-        .env("CONSERVER_BIND", "127.0.0.1:0")
-        .env("CONSERVER_DATA_DIR", dir.path().join("data"))
-        .env("LOG_LEVEL", "debug")
-        .envs(env.iter().copied());
-    let (status, log) = crate::support::output_within(&mut command, Duration::from_secs(60));
+    let mut env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(*v))).collect();
+    env.push(("LOG_LEVEL", std::ffi::OsStr::new("debug")));
+    let (status, log) = crate::support::serve_until_it_exits(&env);
     assert!(!status.success(), "the start was expected to fail:\n{log}");
     log
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::test_ca::TestCa;
-use crate::support::{Backend, KillOnDrop, Server, binary, component, fresh_vcon, unique};
+use crate::support::{Backend, KillOnDrop, Server, component, fresh_vcon, unique};
 
 /// A redis-server listening only with TLS, requiring a client certificate.
 struct TlsRedis {
@@ -42,13 +42,8 @@ impl TlsRedis {
             .spawn()
             .expect("redis-server (with TLS support, as Debian builds it)");
         let child = KillOnDrop(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { _child: child, port };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the TLS redis-server never listened on {port}");
+        crate::support::wait_for_port(port, "the TLS redis-server");
+        Self { _child: child, port }
     }
 }
 
@@ -104,22 +99,16 @@ fn a_redis_certificate_from_an_unknown_ca_is_refused_at_start() {
     let ca = TestCa::new();
     let redis = TlsRedis::start(&ca);
     let (client_cert, client_key) = ca.issue("conserver");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yml");
-    std::fs::write(&config, "").unwrap();
-    // The client certificate is fine; the server's CA is not trusted (system roots only).
-    let mut command = Command::new(binary());
-    command
-        .arg("serve")
-        .env("CONSERVER_CONFIG_FILE", &config)
-        .env("CONSERVER_BIND", "127.0.0.1:0")
-        .env("CONSERVER_DATA_DIR", dir.path().join("data"))
-        .env("REDIS_URL", format!("rediss://localhost:{}", redis.port))
-        .env("CONSERVER_REDIS_CLIENT_CERT_FILE", &client_cert)
-        .env("CONSERVER_REDIS_CLIENT_KEY_FILE", &client_key);
-    // Refused at once: waiting does not make an untrusted certificate trusted
-    // (the default CONSERVER_BROKER_WAIT_SECS of 300 is not waited out).
-    let (status, log) = crate::support::output_within(&mut command, Duration::from_secs(60));
+    // The client certificate is fine; the server's CA is not trusted (system
+    // roots only). Refused at once: waiting does not make an untrusted
+    // certificate trusted (the default CONSERVER_BROKER_WAIT_SECS of 300 is not
+    // waited out).
+    let url = format!("rediss://localhost:{}", redis.port);
+    let (status, log) = crate::support::serve_until_it_exits(&[
+        ("REDIS_URL", url.as_ref()),
+        ("CONSERVER_REDIS_CLIENT_CERT_FILE", client_cert.as_os_str()),
+        ("CONSERVER_REDIS_CLIENT_KEY_FILE", client_key.as_os_str()),
+    ]);
     assert!(!status.success());
     let log = log.to_lowercase();
     assert!(log.contains("certificate") || log.contains("issuer"), "{log}");

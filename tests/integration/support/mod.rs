@@ -351,13 +351,36 @@ pub fn own_redis(extra: &[&str]) -> (KillOnDrop, u16) {
         .spawn()
         .expect("redis-server must be installed (cargo xtask test installs it)");
     let child = KillOnDrop(child);
+    wait_for_port(port, "the test's redis-server");
+    (child, port)
+}
+
+/// Wait (5 s at most) until something accepts connections on `port` of
+/// 127.0.0.1; `what` names it if nothing does.
+pub fn wait_for_port(port: u16, what: &str) {
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (child, port);
+            return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("the test's redis-server on port {port} never accepted connections");
+    panic!("{what} never accepted connections on port {port}");
+}
+
+/// `conserver serve` with an empty config and `env`, expected to stop by itself
+/// (a start that must fail) within 60 s; its exit status and every line it wrote.
+pub fn serve_until_it_exits(env: &[(&str, &std::ffi::OsStr)]) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(&config, "").unwrap();
+    let mut command = Command::new(binary());
+    command
+        .arg("serve")
+        .env("CONSERVER_CONFIG_FILE", &config)
+        .env("CONSERVER_BIND", "127.0.0.1:0")
+        .env("CONSERVER_DATA_DIR", dir.path().join("data"))
+        .envs(env.iter().copied());
+    output_within(&mut command, Duration::from_secs(60))
 }
 
 /// Run `command` to its end, or kill it after `limit` (a start that was meant
