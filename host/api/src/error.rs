@@ -70,8 +70,9 @@ impl ApiError {
     }
 
     /// A failed broker operation: 503 with `Retry-After` when the broker is out
-    /// of reach or cannot write for now (nothing was stored; send it again),
-    /// else a 500. The cause is logged.
+    /// of reach or cannot write for now (not acknowledged: send it again; a
+    /// write that timed out may still land, and sending it again is safe), else
+    /// a 500. The cause is logged.
     pub fn broker(detail: &'static str, cause: conserver_broker::BrokerError) -> Self {
         if cause.is_unavailable() {
             Self::Unavailable { detail, cause: cause.to_string() }
