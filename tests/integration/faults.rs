@@ -192,10 +192,7 @@ async fn cut_redis_connections(server: &Server) -> usize {
 #[tokio::test]
 async fn an_item_a_live_worker_holds_without_working_on_it_is_returned_after_a_connection_reset() {
     let (ingress, egress) = (unique("stray-in"), unique("stray-out"));
-    let config = format!(
-        "links:\n  tag:\n    component: {tag}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
-        tag = component("tag.wasm").display(),
-    );
+    let config = crate::support::tag_chain(&ingress, &egress);
     let server = Server::start(Backend::Redis, &config, &[]).await;
     let client = redis::Client::open(crate::support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -361,10 +358,7 @@ async fn a_redis_refusing_writes_longer_than_the_worker_ttl_takes_no_live_worker
     let (_redis, port) = crate::support::own_redis(&["--maxmemory-policy", "noeviction"]);
     let url = format!("redis://127.0.0.1:{port}");
     let (ingress, egress) = (unique("oom-in"), unique("oom-out"));
-    let config = format!(
-        "links:\n  tag:\n    component: {tag}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
-        tag = component("tag.wasm").display(),
-    );
+    let config = crate::support::tag_chain(&ingress, &egress);
     let env = [("REDIS_URL", url.as_str()), ("CONSERVER_WORKER_TTL_SECS", "3")];
     let server = Server::start(Backend::Embedded, &config, &env).await;
     let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();

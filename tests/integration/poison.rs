@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::support::{Backend, Server, component, fresh_vcon, unique};
+use crate::support::{Backend, Server, fresh_vcon, unique};
 
 /// CPU seconds (user + system) the process has used so far.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -22,10 +22,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 #[tokio::test]
 async fn each_kind_of_poison_is_dead_lettered_and_the_next_vcon_completes() {
     let (ingress, egress) = (unique("poison-in"), unique("poison-out"));
-    let config = format!(
-        "links:\n  tag:\n    component: {tag}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
-        tag = component("tag.wasm").display(),
-    );
+    let config = crate::support::tag_chain(&ingress, &egress);
     let server = Server::start(Backend::Redis, &config, &[]).await;
     let client = redis::Client::open(crate::support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();

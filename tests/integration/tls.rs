@@ -47,13 +47,6 @@ impl TlsRedis {
     }
 }
 
-fn tag_chain(ingress: &str, egress: &str) -> String {
-    format!(
-        "links:\n  tag:\n    component: {tag}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
-        tag = component("tag.wasm").display(),
-    )
-}
-
 #[tokio::test]
 async fn rediss_with_a_ca_file_and_a_client_certificate_carries_the_whole_pipeline() {
     let ca = TestCa::new();
@@ -68,7 +61,7 @@ async fn rediss_with_a_ca_file_and_a_client_certificate_carries_the_whole_pipeli
         ("CONSERVER_REDIS_CLIENT_CERT_FILE", cert.as_str()),
         ("CONSERVER_REDIS_CLIENT_KEY_FILE", key.as_str()),
     ];
-    let server = Server::start(Backend::Embedded, &tag_chain(&ingress, &egress), &env).await;
+    let server = Server::start(Backend::Embedded, &crate::support::tag_chain(&ingress, &egress), &env).await;
     let (_, health) = server.get_json("/health").await;
     assert_eq!(health["broker"]["backend"], "redis", "{health}");
     let (uuid, vcon) = fresh_vcon();

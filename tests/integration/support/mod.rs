@@ -406,3 +406,11 @@ pub fn output_within(command: &mut Command, limit: Duration) -> (std::process::E
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A config whose one chain reads `ingress`, runs the `tag` link and pushes to `egress`.
+pub fn tag_chain(ingress: &str, egress: &str) -> String {
+    format!(
+        "links:\n  tag:\n    component: {tag}\nchains:\n  main:\n    links: [tag]\n    ingress_lists: [{ingress}]\n    egress_lists: [{egress}]\n",
+        tag = component("tag.wasm").display(),
+    )
+}
