@@ -1,6 +1,7 @@
 //! TLS to the services conserver uses (issue #18, item 1), against real servers
 //! on loopback with a CA made at test time: a redis-server that only speaks TLS
-//! and requires a client certificate.
+//! and requires a client certificate, a three-node Redis Cluster speaking only
+//! TLS, and PostgreSQL with `ssl = on`.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -138,4 +139,89 @@ async fn the_postgresql_storage_speaks_verified_tls_and_refuses_an_unknown_ca() 
     let reason = server.wait_for_dlq(&bad_in, &refused, Duration::from_secs(60)).await;
     let text = reason.to_string().to_lowercase();
     assert!(text.contains("unknown_ca") && (text.contains("certificate") || text.contains("issuer")), "{reason}");
+}
+
+/// Three redis-servers forming a cluster that speaks only TLS (clients and the
+/// cluster bus), with certificates from `ca`.
+struct TlsCluster {
+    _nodes: Vec<KillOnDrop>,
+    _dir: tempfile::TempDir,
+    ports: Vec<u16>,
+}
+
+impl TlsCluster {
+    fn start(ca: &TestCa) -> Self {
+        let (cert, key) = ca.issue("redis-cluster");
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| crate::support::free_port()).collect();
+        let mut nodes = Vec::new();
+        for port in &ports {
+            let child = Command::new("redis-server")
+                .current_dir(dir.path())
+                .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--tls-cluster", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf"), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(&key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca.ca_file())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server (with TLS support, as Debian builds it)");
+            nodes.push(KillOnDrop(child));
+            crate::support::wait_for_port(*port, "a TLS cluster node");
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--tls").arg("--cacert").arg(ca.ca_file()).args([
+            "-p",
+            &ports[0].to_string(),
+            "--cluster",
+            "create",
+        ]);
+        create.args(ports.iter().map(|p| format!("127.0.0.1:{p}"))).arg("--cluster-yes");
+        let (status, output) = crate::support::output_within(&mut create, Duration::from_secs(60));
+        assert!(status.success(), "redis-cli --cluster create: {output}");
+        let cluster = Self { _nodes: nodes, _dir: dir, ports };
+        cluster.wait_until_ready(ca);
+        cluster
+    }
+
+    fn wait_until_ready(&self, ca: &TestCa) {
+        for _ in 0..100 {
+            let ready = self.ports.iter().all(|port| {
+                let mut info = Command::new("redis-cli");
+                info.arg("--tls").arg("--cacert").arg(ca.ca_file()).args(["-p", &port.to_string(), "cluster", "info"]);
+                let (_, output) = crate::support::output_within(&mut info, Duration::from_secs(10));
+                output.contains("cluster_state:ok")
+            });
+            if ready {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the TLS cluster never reached cluster_state:ok");
+    }
+}
+
+#[tokio::test]
+async fn a_redis_cluster_over_tls_carries_the_whole_pipeline() {
+    let ca = TestCa::new();
+    let cluster = TlsCluster::start(&ca);
+    let (ingress, egress) = (unique("tls-cluster-in"), unique("tls-cluster-out"));
+    let url = format!("rediss://127.0.0.1:{}", cluster.ports[0]);
+    let ca_file = ca.ca_file();
+    let env = [("REDIS_URL", url.as_str()), ("CONSERVER_REDIS_CA_FILE", ca_file.to_str().unwrap())];
+    let server = Server::start(Backend::Embedded, &crate::support::tag_chain(&ingress, &egress), &env).await;
+    assert!(server.log_text().contains("connected to a Redis Cluster"), "{}", server.log_text());
+    // Enough vCons that their keys land on every node's slots.
+    let mut expected = std::collections::HashSet::new();
+    for _ in 0..12 {
+        let (uuid, vcon) = fresh_vcon();
+        assert_eq!(server.post_vcon(&vcon, &ingress).await.status(), 201);
+        expected.insert(uuid);
+    }
+    let mut seen = std::collections::HashMap::new();
+    assert!(server.drain_egress(&egress, &expected, &mut seen, Duration::from_secs(60)).await, "{}", server.log_text());
 }

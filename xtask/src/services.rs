@@ -182,6 +182,27 @@ pub fn ensure_nginx() -> Result<()> {
     result
 }
 
+/// Make sure PyPI's `fakeredis` with its JSON and Lua support is importable by
+/// `python3`: the RedisJSON tests run it as a TCP server standing in for Redis
+/// Stack (the real module is on no package registry here).
+pub fn ensure_fakeredis() -> Result<()> {
+    let importable = || {
+        Command::new("python3")
+            .args(["-c", "import fakeredis, jsonpath_ng, lupa"])
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if importable() {
+        return Ok(());
+    }
+    let pip = if installed("pip3") { "pip3" } else { "pip" };
+    run(pip, &["install", "--quiet", "fakeredis[json,lua]>=2.41"])?;
+    if !importable() {
+        bail!("python3 still cannot import fakeredis after `{pip} install fakeredis[json,lua]`");
+    }
+    Ok(())
+}
+
 /// Make sure `moto_server` (an S3-compatible HTTP server from PyPI) is installed;
 /// the S3 tests start their own on a loopback port.
 pub fn ensure_moto() -> Result<()> {

@@ -65,11 +65,32 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Convert the vCons kept in Redis (`REDIS_URL`) in place between plain
+    /// strings and RedisJSON documents (what the Python server writes on Redis
+    /// Stack), with a progress bar. Safe while servers run: each key changes in
+    /// one atomic step with its TTL kept. Resumable: a rerun skips what is done.
+    Migrate {
+        /// The form to convert to.
+        #[arg(long, value_enum, default_value = "json")]
+        to: MigrateTarget,
+        /// Keys converted at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// Work on link components.
     Link {
         #[command(subcommand)]
         action: LinkAction,
     },
+}
+
+/// The form `conserver migrate` converts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateTarget {
+    /// RedisJSON documents (`JSON.SET`).
+    Json,
+    /// Plain strings (`SET`).
+    String,
 }
 
 /// Where the running server is.

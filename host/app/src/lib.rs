@@ -91,26 +91,36 @@ pub(crate) async fn open_broker(
     settings: &Settings,
 ) -> std::result::Result<Arc<dyn Broker>, (conserver_broker::BrokerError, String)> {
     Ok(match &settings.broker {
-        BrokerChoice::Redis(url) => Arc::new(
-            RedisBroker::connect_with(
-                url,
-                std::time::Duration::from_secs(settings.redis_timeout_secs),
-                &conserver_broker::RedisTls {
-                    ca_file: settings.redis_ca_file.clone(),
-                    client_cert_file: settings.redis_client_cert_file.clone(),
-                    client_key_file: settings.redis_client_key_file.clone(),
-                },
-            )
-            .await
-            .map_err(|e| (e, format!("connecting to Redis at {}", redact_url(url))))?
-            .with_sorted_set(&settings.sorted_set),
-        ),
+        BrokerChoice::Redis(url) => Arc::new(open_redis(settings, url).await?),
         BrokerChoice::Embedded(dir) => Arc::new(
             EmbeddedBroker::open(dir)
                 .await
                 .map_err(|e| (e, format!("opening the embedded broker in {}", dir.display())))?,
         ),
     })
+}
+
+/// The Redis at `url` with `settings`' timeout, TLS files, sorted set and
+/// document form.
+pub(crate) async fn open_redis(
+    settings: &Settings,
+    url: &str,
+) -> std::result::Result<RedisBroker, (conserver_broker::BrokerError, String)> {
+    RedisBroker::connect_with(
+        url,
+        std::time::Duration::from_secs(settings.redis_timeout_secs),
+        &conserver_broker::RedisTls {
+            ca_file: settings.redis_ca_file.clone(),
+            client_cert_file: settings.redis_client_cert_file.clone(),
+            client_key_file: settings.redis_client_key_file.clone(),
+        },
+    )
+    .await
+    .map_err(|e| (e, format!("connecting to Redis at {}", redact_url(url))))?
+    .with_sorted_set(&settings.sorted_set)
+    .with_json(conserver_broker::JsonMode::parse(&settings.redis_json).unwrap_or_default())
+    .await
+    .map_err(|e| (e, format!("checking Redis at {} for RedisJSON", redact_url(url))))
 }
 
 pub(crate) use conserver_core::redact::redact_url;

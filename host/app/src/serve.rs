@@ -18,7 +18,16 @@ use crate::{follower, gauges, http_server, shutdown};
 pub fn new_runtime(settings: &Settings) -> Result<conserver_runtime::Runtime> {
     use conserver_runtime::{Runtime, RuntimeOptions};
     let max_instances = u32::try_from(settings.workers * settings.vcon_concurrency * 2).unwrap_or(u32::MAX).max(64);
-    Ok(Runtime::new(&RuntimeOptions { cache_dir: Some(settings.component_cache_dir.clone()), max_instances })?)
+    let network = conserver_runtime::OutboundNetwork::from_environment(|name| std::env::var(name).ok())?;
+    if network.extra_roots() > 0 || network.has_proxy() {
+        tracing::info!(
+            extra_ca_certificates = network.extra_roots(),
+            proxy = network.has_proxy(),
+            "links' outbound HTTP: extra trust roots and/or an egress proxy in use"
+        );
+    }
+    let cache_dir = Some(settings.component_cache_dir.clone());
+    Ok(Runtime::new(&RuntimeOptions { cache_dir, max_instances, network })?)
 }
 
 /// Where components may be loaded from, for the config file at `config_file`.

@@ -16,6 +16,7 @@ mod keys;
 mod link_cache;
 mod redis_backend;
 mod redis_conn;
+mod redis_json;
 mod redis_tls;
 mod trace_context;
 
@@ -29,6 +30,7 @@ pub use error::BrokerError;
 pub use keys::{WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key, processing_list, trace_context_key, vcon_key};
 pub use link_cache::{CACHE_BUCKET_SECS, CACHE_ENTRY_OVERHEAD_BYTES, CACHE_MAX_TTL_SECS, CacheWrite};
 pub use redis_backend::RedisBroker;
+pub use redis_json::{Conversion, DocumentForm, JsonMode};
 pub use redis_tls::RedisTls;
 
 /// Result of broker operations.

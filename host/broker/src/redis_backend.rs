@@ -15,6 +15,7 @@ use redis::{AsyncCommands, Value};
 
 use crate::error::RedisContext;
 use crate::redis_conn::{Batch, Conn, Opener};
+use crate::redis_json::{self, Conversion, DocumentForm, JsonMode};
 use crate::redis_tls::RedisTls;
 use crate::{
     Broker, BrokerError, CacheWrite, Popped, Popper, Result, Ttl, WORKERS_KEY, dlq_list, dlq_reasons_key,
@@ -48,6 +49,8 @@ pub struct RedisBroker {
     opener: Opener,
     conn: Conn,
     sorted_set: String,
+    /// How `vcon:{uuid}` is written (reads take both forms).
+    form: DocumentForm,
 }
 
 impl RedisBroker {
@@ -73,7 +76,28 @@ impl RedisBroker {
             // (Not the URL: it may hold a password.)
             tracing::info!("connected to a Redis Cluster");
         }
-        Ok(Self { opener, conn, sorted_set: "vcons".into() })
+        Ok(Self { opener, conn, sorted_set: "vcons".into(), form: DocumentForm::Text })
+    }
+
+    /// Keep `vcon:{uuid}` as RedisJSON when `mode` says so (by default when the
+    /// server has the module; see `redis_json`).
+    pub async fn with_json(mut self, mode: JsonMode) -> Result<Self> {
+        self.form = redis_json::choose(&self.conn, mode).await.op("detect RedisJSON")?;
+        if self.form == DocumentForm::Json {
+            tracing::info!("vCons are kept as RedisJSON documents (the Python server's form on Redis Stack)");
+        }
+        Ok(self)
+    }
+
+    /// How `vcon:{uuid}` is written.
+    pub fn document_form(&self) -> DocumentForm {
+        self.form
+    }
+
+    /// Rewrite `vcon:{uuid}` in `form` in one atomic step, keeping its TTL
+    /// (`conserver migrate`).
+    pub async fn convert_vcon(&self, uuid: &str, form: DocumentForm) -> Result<Conversion> {
+        redis_json::convert(&self.conn, &vcon_key(uuid), form).await.op("convert vcon")
     }
 
     /// Whether this broker talks to a Redis Cluster.
@@ -344,10 +368,13 @@ impl Broker for RedisBroker {
     }
 
     async fn get_vcon(&self, uuid: &str) -> Result<Option<String>> {
-        self.conn().get(vcon_key(uuid)).await.op("GET vcon")
+        redis_json::get(&self.conn, &vcon_key(uuid), self.form).await.op("GET vcon")
     }
 
     async fn put_vcon(&self, uuid: &str, json: &str, ttl: Ttl) -> Result<()> {
+        if self.form == DocumentForm::Json {
+            return redis_json::put(&self.conn, &vcon_key(uuid), json, ttl).await.op("JSON.SET vcon");
+        }
         let mut cmd = redis::cmd("SET");
         cmd.arg(vcon_key(uuid)).arg(json);
         match ttl {
@@ -451,6 +478,11 @@ impl Broker for RedisBroker {
         terms: &[String],
         terms_ttl_secs: u64,
     ) -> Result<Option<String>> {
+        if self.form == DocumentForm::Json {
+            let mut index = Batch::default();
+            self.index_commands(&mut index, uuid, score, terms, terms_ttl_secs);
+            return redis_json::replace(&self.conn, &vcon_key(uuid), json, ttl, index).await.op("store vcon");
+        }
         let mut set = redis::cmd("SET");
         set.arg(vcon_key(uuid)).arg(json);
         match ttl {
@@ -462,7 +494,19 @@ impl Broker for RedisBroker {
         let mut batch = Batch::default();
         batch.add(set);
         self.index_commands(&mut batch, uuid, score, terms, terms_ttl_secs);
-        let replies = batch.run(&self.conn).await.op("store vcon")?;
+        let replies = match batch.run(&self.conn).await {
+            // A RedisJSON document is there (`SET … GET` refuses other types):
+            // read it, then write over it.
+            Err(error) if redis_json::is_wrong_type(&error) => {
+                let previous = self.get_vcon(uuid).await?;
+                self.put_vcon(uuid, json, ttl).await?;
+                let mut index = Batch::default();
+                self.index_commands(&mut index, uuid, score, terms, terms_ttl_secs);
+                index.run(&self.conn).await.op("index vcon")?;
+                return Ok(previous);
+            }
+            other => other.op("store vcon")?,
+        };
         let previous = replies.into_iter().next().unwrap_or(Value::Nil);
         redis::from_redis_value(previous).map_err(redis::RedisError::from).op("store vcon reply")
     }
@@ -480,14 +524,25 @@ impl Broker for RedisBroker {
         // it. An existing document that expires between the `SET` and the
         // `GET` makes the next round store this one.
         for _ in 0..3 {
-            let mut set = redis::cmd("SET");
-            set.arg(vcon_key(uuid)).arg(json).arg("NX");
-            if let Ttl::Secs(secs @ 1..) = ttl {
-                set.arg("EX").arg(crate::clamped_ttl(secs));
-            }
-            let created: Option<String> = set.query_async(&mut self.conn()).await.op("SET NX vcon")?;
-            if created.is_some() {
+            let created = if self.form == DocumentForm::Json {
+                redis_json::create(&self.conn, &vcon_key(uuid), json).await.op("JSON.SET NX vcon")?
+            } else {
+                let mut set = redis::cmd("SET");
+                set.arg(vcon_key(uuid)).arg(json).arg("NX");
+                if let Ttl::Secs(secs @ 1..) = ttl {
+                    set.arg("EX").arg(crate::clamped_ttl(secs));
+                }
+                let created: Option<String> = set.query_async(&mut self.conn()).await.op("SET NX vcon")?;
+                created.is_some()
+            };
+            if created {
                 let mut batch = Batch::default();
+                if self.form == DocumentForm::Json
+                    && let Ttl::Secs(secs @ 1..) = ttl
+                {
+                    // `JSON.SET` takes no TTL: set with the index, in the same round trip.
+                    batch.add(redis::Cmd::expire(vcon_key(uuid), crate::clamped_ttl(secs)));
+                }
                 self.index_commands(&mut batch, uuid, score, terms, terms_ttl_secs);
                 batch.run(&self.conn).await.op("index vcon")?;
                 return Ok(None);

@@ -100,7 +100,14 @@ impl Opener {
             None => Client::open(info)?,
         };
         let probe = Self::Single(client.clone()).open(command_timeout).await?;
-        let info: String = redis::cmd("INFO").arg("cluster").query_async(&mut probe.clone()).await?;
+        let info: String = match redis::cmd("INFO").arg("cluster").query_async(&mut probe.clone()).await {
+            Ok(info) => info,
+            // A server that refuses `INFO` (an ACL, a proxy) is taken as a single server.
+            Err(error) if !(error.is_io_error() || error.is_timeout() || error.is_connection_dropped()) => {
+                String::new()
+            }
+            Err(error) => return Err(error),
+        };
         if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
             let opener = Self::Cluster(parsed.url, certificates);
             let conn = opener.open(command_timeout).await?;
@@ -171,12 +178,24 @@ impl ConnectionLike for Conn {
 }
 
 /// Commands that may touch keys in different cluster slots; replies in order.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Batch(Vec<Cmd>);
 
 impl Batch {
     pub(crate) fn add(&mut self, cmd: Cmd) -> &mut Self {
         self.0.push(cmd);
+        self
+    }
+
+    /// Add each of `cmds` (e.g. an `Option<Cmd>`).
+    pub(crate) fn extend(&mut self, cmds: impl IntoIterator<Item = Cmd>) -> &mut Self {
+        self.0.extend(cmds);
+        self
+    }
+
+    /// Add every command of `other`, after these.
+    pub(crate) fn append(&mut self, other: Batch) -> &mut Self {
+        self.0.extend(other.0);
         self
     }
 

@@ -24,12 +24,15 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is present but wrong.
-    #[error("config file {path}: `{key}` {problem}")]
+    #[error("config file {}{}: {}{problem}", path.display(), at_line(*.line), quoted_key(key))]
     Invalid {
         /// The file.
         path: PathBuf,
-        /// Dotted key path, e.g. `chains.main.links[0]`.
+        /// Dotted key path, e.g. `chains.main.links[0]` (empty: the problem is
+        /// the line's).
         key: String,
+        /// The line the key is on (1-based), when it could be found.
+        line: Option<usize>,
         /// What is wrong and how to fix it.
         problem: String,
     },
@@ -54,10 +57,18 @@ impl ConfigError {
         }
         match self {
             Self::Parse { path, message } => Self::Parse { path, message: redactor.redact(&message) },
-            Self::Invalid { path, key, problem } => {
-                Self::Invalid { path, key: redactor.redact(&key), problem: redactor.redact(&problem) }
+            Self::Invalid { path, key, line, problem } => {
+                Self::Invalid { path, key: redactor.redact(&key), line, problem: redactor.redact(&problem) }
             }
             other => other,
         }
     }
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|line| format!(" line {line}")).unwrap_or_default()
+}
+
+fn quoted_key(key: &str) -> String {
+    if key.is_empty() { String::new() } else { format!("`{key}` ") }
 }

@@ -1,6 +1,5 @@
 //! The config file: Python-conserver sections, read unchanged, plus wasm keys.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -8,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::allowed_hosts::AllowedHost;
+use crate::keys;
 use crate::substitute::substitute_redacting;
 use crate::{ConfigError, LimitsOverride, Redactor, WasmSection};
 
-/// The whole config file. Unknown top-level keys are ignored with a warning, as the
-/// Python conserver ignores them.
+/// The whole config file. A key no section takes is an error with a did-you-mean
+/// (keys Python configs carry load with a warning): see [`crate::keys`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Config {
     /// Link definitions by name.
@@ -43,9 +43,6 @@ pub struct Config {
     /// Sandbox settings for wasm links (not in Python configs).
     #[serde(default)]
     pub wasm: WasmSection,
-    /// Keys this version does not know; kept so a warning can name them.
-    #[serde(flatten)]
-    pub unknown: BTreeMap<String, Value>,
 }
 
 /// One entry under `links:`.
@@ -82,9 +79,6 @@ pub struct LinkDef {
     /// Python pip package name: accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pip_name: Option<String>,
-    /// Keys this version does not read (the Python conserver ignores them too).
-    #[serde(flatten)]
-    pub unknown: BTreeMap<String, Value>,
 }
 
 /// One entry of a chain's `links` or `storages`: a name, or `{name: {options}}`
@@ -180,9 +174,6 @@ pub struct StorageDef {
     /// Backend options; absent means the backend's defaults.
     #[serde(default)]
     pub options: Option<Value>,
-    /// Keys this version does not read.
-    #[serde(flatten)]
-    pub unknown: BTreeMap<String, Value>,
 }
 
 /// One entry under `chains:`.
@@ -220,9 +211,6 @@ pub struct ChainDef {
     /// `timeout` still bounds the whole chain. Default 60; 0 tries once.
     #[serde(default)]
     pub storage_retry_secs: Option<f64>,
-    /// Keys this version does not read (`timeout`, `tracers`, …).
-    #[serde(flatten)]
-    pub unknown: BTreeMap<String, Value>,
 }
 
 impl ChainDef {
@@ -244,6 +232,39 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A value of the wrong type (or shape), with the key path and line.
+fn type_error(error: serde_path_to_error::Error<serde_yaml_ng::Error>, path: &Path) -> ConfigError {
+    let key = error.path().to_string();
+    let inner = error.into_inner();
+    let line = inner.location().map(|location| location.line());
+    let mut problem = inner.to_string();
+    // The parser's text ends with the position, which the error shows already.
+    if let Some(at) = problem.rfind(" at line ") {
+        problem.truncate(at);
+    }
+    let problem = match problem.split_once(": ") {
+        // It may start with the key path too.
+        Some((head, rest)) if head == key => rest.to_string(),
+        _ => problem,
+    };
+    if key == "." {
+        return ConfigError::Parse { path: path.to_path_buf(), message: problem };
+    }
+    ConfigError::Invalid { path: path.to_path_buf(), key, line, problem: format!("is invalid: {problem}") }
+}
+
+/// `error` with the line of its key filled in from `text`, when it has none.
+fn with_line(error: ConfigError, text: &str) -> ConfigError {
+    match error {
+        ConfigError::Invalid { path, key, line: None, problem } => {
+            let segments: Vec<&str> = key.split('.').collect();
+            let line = keys::line_of(text, &segments);
+            ConfigError::Invalid { path, key, line, problem }
+        }
+        other => other,
+    }
 }
 
 impl Config {
@@ -282,14 +303,17 @@ impl Config {
     fn parse_substituted(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let parse_error = |message: String| ConfigError::Parse { path: path.to_path_buf(), message };
         // An empty document (or only comments) is an empty config, as in Python.
-        let value: Option<serde_yaml_ng::Value> =
-            serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
-        let mut config: Config = match value {
-            None | Some(serde_yaml_ng::Value::Null) => Config::default(),
-            Some(value) => serde_yaml_ng::from_value(value).map_err(|e| parse_error(e.to_string()))?,
+        let document: Option<Value> = serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let mut config: Config = match document {
+            None | Some(Value::Null) => Config::default(),
+            Some(document) => {
+                keys::check(&document, text, path)?;
+                serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
+                    .map_err(|e| type_error(e, path))?
+            }
         };
         config.resolve_legacy_aliases(path);
-        config.validate(path)?;
+        config.validate(path).map_err(|e| with_line(e, text))?;
         config.warn_about_ignored_keys(path);
         Ok(config)
     }
@@ -313,7 +337,8 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: String, problem: String| ConfigError::Invalid { path: path.to_path_buf(), key, problem };
+        let invalid =
+            |key: String, problem: String| ConfigError::Invalid { path: path.to_path_buf(), key, line: None, problem };
         let tracers = self.tracers.iter().flatten().map(|(name, def)| ("tracers", name, def));
         for (section, name, link) in self.links.iter().map(|(name, def)| ("links", name, def)).chain(tracers) {
             if link.module.is_none() && link.component.is_none() {
@@ -402,6 +427,14 @@ impl Config {
             if !chain.is_enabled() {
                 continue;
             }
+            if chain.ingress_lists.is_empty() {
+                return Err(invalid(
+                    format!("chains.{chain_name}.ingress_lists"),
+                    "is empty, so the chain reads no list and never runs: name the lists it reads \
+                     (`ingress_lists: [name]`), or set `enabled: 0` to keep it off"
+                        .into(),
+                ));
+            }
             for list in &chain.ingress_lists {
                 if let Some(other) = owner_of_list.insert(list, chain_name) {
                     return Err(invalid(
@@ -416,9 +449,6 @@ impl Config {
 
     fn warn_about_ignored_keys(&self, path: &Path) {
         let file = path.display();
-        for key in self.unknown.keys() {
-            tracing::warn!(%file, key, "unknown top-level config key ignored");
-        }
         if self.imports.is_some() {
             tracing::warn!(%file, "`imports` is a Python-only feature and is ignored; links are wasm components");
         }
@@ -512,7 +542,6 @@ imports:
         .unwrap();
         assert_eq!(config.chains["main"].links[0].name, "tag");
         assert!(config.chains["main"].is_enabled());
-        assert!(config.links["tag"].unknown.contains_key("ingress-lists"));
     }
 
     #[test]
@@ -533,6 +562,35 @@ imports:
         let config =
             parse("chains:\n  a:\n    ingress_lists: [in]\n    enabled: 0\n  b:\n    ingress_lists: [in]\n").unwrap();
         assert_eq!(config.enabled_chains().count(), 1);
+    }
+
+    #[test]
+    fn type_errors_name_the_key_path_and_line() {
+        let err =
+            parse("links:\n  tag:\n    module: links.tag\n    limits:\n      fuel: lots\n").unwrap_err().to_string();
+        assert!(err.contains("links.tag.limits.fuel") && err.contains("line 5"), "{err}");
+        let err = parse("chains:\n  c:\n    ingress_lists: [a]\n    timeout: soon\n").unwrap_err().to_string();
+        assert!(err.contains("chains.c.timeout") && err.contains("line 4"), "{err}");
+        let err = parse("chains:\n  c:\n    ingress_lists: in\n").unwrap_err().to_string();
+        assert!(err.contains("chains.c.ingress_lists") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn an_enabled_chain_that_reads_no_list_is_refused() {
+        let err = parse("chains:\n  c:\n    links: []\n    egress_lists: [out]\n").unwrap_err().to_string();
+        assert!(err.contains("chains.c.ingress_lists") && err.contains("reads no list"), "{err}");
+        assert!(err.contains("line 2"), "the chain's line when the key is absent: {err}");
+        parse("chains:\n  c:\n    enabled: 0\n").unwrap();
+    }
+
+    #[test]
+    fn validation_errors_carry_the_line() {
+        let err = parse(
+            "links:\n  t:\n    module: links.tag\nchains:\n  c:\n    ingress_lists: [a]\n    links: [t, ghost]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("chains.c.links[1]") && err.contains("line 7"), "{err}");
     }
 
     #[test]
@@ -582,7 +640,7 @@ mod feature_tests {
     #[test]
     fn inline_chain_options_merge_over_the_link() {
         let config = parse(
-            "links:\n  tag:\n    module: links.tag\n    options: {tags: [a], keep: 1}\nstorages:\n  f:\n    module: storage.file\nchains:\n  c:\n    links:\n      - tag: {tags: [b]}\n      - tag\n    storages:\n      - f: {path: /tmp/x}\n    timeout: 2.5\n",
+            "links:\n  tag:\n    module: links.tag\n    options: {tags: [a], keep: 1}\nstorages:\n  f:\n    module: storage.file\nchains:\n  c:\n    ingress_lists: [in]\n    links:\n      - tag: {tags: [b]}\n      - tag\n    storages:\n      - f: {path: /tmp/x}\n    timeout: 2.5\n",
             &[],
         )
         .unwrap();
@@ -641,6 +699,5 @@ mod example_tests {
         let config = Config::load(&path).unwrap();
         assert!(config.chains.contains_key("main"));
         assert_eq!(config.links["tag"].module.as_deref(), Some("links.tag"));
-        assert!(config.unknown.is_empty(), "unknown keys: {:?}", config.unknown.keys());
     }
 }

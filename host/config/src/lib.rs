@@ -8,6 +8,7 @@
 mod allowed_hosts;
 mod error;
 mod file;
+mod keys;
 mod limits;
 mod settings;
 mod substitute;

@@ -146,6 +146,10 @@ pub struct Settings {
     pub redis_client_cert_file: Option<PathBuf>,
     /// `CONSERVER_REDIS_CLIENT_KEY_FILE`: its PEM private key (or `ssl_keyfile=`).
     pub redis_client_key_file: Option<PathBuf>,
+    /// `CONSERVER_REDIS_JSON` (default `auto`): keep `vcon:{uuid}` as RedisJSON
+    /// (`JSON.SET`, the Python server's form on Redis Stack) when the server has
+    /// the module (`auto`), always (`on`) or never (`off`); reads take both forms.
+    pub redis_json: String,
     /// `CONSERVER_WORKER_TTL_SECS` (default 15): a worker silent this long is dead
     /// and the vCons it held are returned to their lists.
     pub worker_ttl_secs: u64,
@@ -245,6 +249,7 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             redis_client_key_file: get("CONSERVER_REDIS_CLIENT_KEY_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
+            redis_json: redis_json(&get)?,
             worker_ttl_secs: number(&get, "CONSERVER_WORKER_TTL_SECS", 15)?.max(1),
             version: get("VCON_SERVER_VERSION").unwrap_or_else(|| "dev".into()),
             git_commit: get("VCON_SERVER_GIT_COMMIT").unwrap_or_else(|| "unknown".into()),
@@ -254,6 +259,21 @@ impl Settings {
 }
 
 /// An on/off variable: `1`, `true`, `yes` or `on` (any case) are on.
+/// `CONSERVER_REDIS_JSON`, lower-cased: `auto`, `on` or `off` (and their synonyms).
+fn redis_json(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let value = get("CONSERVER_REDIS_JSON").unwrap_or_default();
+    let word = value.trim().to_ascii_lowercase();
+    match word.as_str() {
+        "" => Ok("auto".into()),
+        "auto" | "on" | "off" | "1" | "0" | "true" | "false" | "yes" | "no" => Ok(word),
+        _ => Err(ConfigError::Env {
+            name: "CONSERVER_REDIS_JSON",
+            value,
+            problem: "use auto (RedisJSON when the server has the module), on or off".into(),
+        }),
+    }
+}
+
 fn flag(get: &impl Fn(&str) -> Option<String>, name: &str) -> bool {
     get(name).is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }

@@ -160,7 +160,7 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
 }
 
 fn invalid(path: &Path, line_index: usize, problem: String) -> ConfigError {
-    ConfigError::Invalid { path: path.to_path_buf(), key: format!("line {}", line_index + 1), problem }
+    ConfigError::Invalid { path: path.to_path_buf(), key: String::new(), line: Some(line_index + 1), problem }
 }
 
 #[cfg(test)]

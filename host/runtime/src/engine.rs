@@ -18,6 +18,7 @@ use crate::host::{Capabilities, HostState};
 use crate::kv::{LinkCache, MemoryCache, Owner, ScopedCache};
 use crate::link::LoadedLink;
 use crate::media_host::{MediaLimits, MediaSlots};
+use crate::outbound_network::OutboundNetwork;
 use crate::tracer::LoadedTracer;
 
 /// How often the epoch ticker advances. Deadlines are measured in these ticks.
@@ -35,11 +36,13 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// How many link instances may run at once (sizes the pooling allocator).
     pub max_instances: u32,
+    /// Trust roots and egress proxy for links' outbound HTTP.
+    pub network: OutboundNetwork,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        Self { cache_dir: None, max_instances: 256 }
+        Self { cache_dir: None, max_instances: 256, network: OutboundNetwork::default() }
     }
 }
 
@@ -51,6 +54,7 @@ pub struct Runtime {
     cache: ComponentCache,
     link_cache: Arc<dyn LinkCache>,
     media: MediaSlots,
+    network: OutboundNetwork,
     pooling: bool,
 }
 
@@ -75,7 +79,15 @@ impl Runtime {
         let cache = ComponentCache::new(options.cache_dir.clone(), &engine);
         let link_cache: Arc<dyn LinkCache> = Arc::new(MemoryCache::default());
         let media = MediaSlots::new(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
-        Ok(Self { engine, linker: Arc::new(linker), cache, link_cache, media, pooling })
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            cache,
+            link_cache,
+            media,
+            network: options.network.clone(),
+            pooling,
+        })
     }
 
     /// Keep links' `cache` entries in `cache` (shared by every worker) instead of
@@ -120,6 +132,7 @@ impl Runtime {
         let pre = LinkPre::new(pre).map_err(not_a_link)?;
         let capabilities = Capabilities::new(
             grants,
+            self.network.clone(),
             ScopedCache::new(self.link_cache.clone(), Owner::Link, name, &limits),
             MediaLimits::new(self.media.clone(), &limits),
         );
@@ -151,6 +164,7 @@ impl Runtime {
         let pre = TracerComponentPre::new(pre).map_err(not_a_tracer)?;
         let capabilities = Capabilities::new(
             grants,
+            self.network.clone(),
             ScopedCache::new(self.link_cache.clone(), Owner::Tracer, name, &limits),
             MediaLimits::new(self.media.clone(), &limits),
         );

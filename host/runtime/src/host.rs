@@ -26,6 +26,7 @@ use crate::kv::{ScopedCache, SetError};
 use crate::link_text::{self, MAX_TEXT_BYTES};
 use crate::media_host::{MediaLimits, MediaState};
 use crate::outbound_http::OutboundHttp;
+use crate::outbound_network::OutboundNetwork;
 use crate::resources::ResourceBudget;
 
 /// What a loaded link may use, shared by all its calls.
@@ -33,6 +34,8 @@ use crate::resources::ResourceBudget;
 pub(crate) struct Capabilities {
     pub allowed_hosts: Arc<[AllowedHost]>,
     pub http: HttpLimits,
+    /// Trust roots and proxy for outbound HTTP (the runtime's).
+    pub network: OutboundNetwork,
     pub secrets: Arc<BTreeMap<String, Option<String>>>,
     pub scrub: Arc<[String]>,
     /// Its namespace of the cache, with its quota (`kv`).
@@ -42,10 +45,11 @@ pub(crate) struct Capabilities {
 }
 
 impl Capabilities {
-    pub(crate) fn new(grants: &Grants, cache: ScopedCache, media: MediaLimits) -> Self {
+    pub(crate) fn new(grants: &Grants, network: OutboundNetwork, cache: ScopedCache, media: MediaLimits) -> Self {
         Self {
             allowed_hosts: grants.allowed_hosts.clone().into(),
             http: grants.http,
+            network,
             secrets: Arc::new(grants.secrets.clone()),
             scrub: grants.scrub_list(),
             cache,
@@ -126,6 +130,7 @@ impl HostState {
             link: labels.link.clone(),
             allowed: capabilities.allowed_hosts.clone(),
             limits: capabilities.http,
+            network: capabilities.network.clone(),
             log: log.clone(),
         };
         Self {

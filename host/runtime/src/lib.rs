@@ -24,6 +24,7 @@ mod link;
 mod link_text;
 mod media_host;
 mod outbound_http;
+mod outbound_network;
 mod output;
 mod resources;
 mod tracer;
@@ -38,4 +39,5 @@ pub use kv::{
     QUOTA_LAG, entry_charge, namespace,
 };
 pub use link::{CallContext, LinkOutcome, LoadedLink};
+pub use outbound_network::{NetworkError, OutboundNetwork};
 pub use tracer::{LoadedTracer, TracePoint};

@@ -209,23 +209,28 @@ impl HostState {
         let position = index as usize;
         let dialog = media::source::dialog(self.media.document()?, position).map_err(to_wit)?.clone();
         let text = |key: &str| dialog.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
-        let (bytes, content_type, url_name): (Arc<[u8]>, _, _) = match media::locate(&dialog, position)
-            .map_err(to_wit)?
-        {
-            MediaLocation::Inline(bytes) => (bytes.into(), None, None),
-            MediaLocation::Url(url) => {
-                let limits =
-                    crate::grants::HttpLimits { max_response_bytes: MAX_MEDIA_BYTES, ..self.capabilities.http };
-                let fetched = outbound_http::fetch(&url, &self.labels.link, &self.capabilities.allowed_hosts, limits)
+        let (bytes, content_type, url_name): (Arc<[u8]>, _, _) =
+            match media::locate(&dialog, position).map_err(to_wit)? {
+                MediaLocation::Inline(bytes) => (bytes.into(), None, None),
+                MediaLocation::Url(url) => {
+                    let limits =
+                        crate::grants::HttpLimits { max_response_bytes: MAX_MEDIA_BYTES, ..self.capabilities.http };
+                    let fetched = outbound_http::fetch(
+                        &url,
+                        &self.labels.link,
+                        &self.capabilities.allowed_hosts,
+                        &self.capabilities.network,
+                        limits,
+                    )
                     .await
                     .map_err(|e| match e {
                         FetchError::Denied(m) => wit::MediaError::Denied(format!("dialog {index}: {m}")),
                         FetchError::TooLarge(m) => wit::MediaError::TooLarge(format!("dialog {index}: {m}")),
                         FetchError::Failed(m) => wit::MediaError::FetchFailed(format!("dialog {index}: {m}")),
                     })?;
-                (fetched.body.to_vec().into(), fetched.content_type, url_file_name(&url))
-            }
-        };
+                    (fetched.body.to_vec().into(), fetched.content_type, url_file_name(&url))
+                }
+            };
         if bytes.len() as u64 > MAX_MEDIA_BYTES {
             return Err(wit::MediaError::TooLarge(format!(
                 "dialog {index}: {} bytes, more than the host's {MAX_MEDIA_BYTES}",

@@ -11,6 +11,8 @@
 //! internal address (metadata services, DNS rebinding) gets nowhere. Host-side
 //! fetches (dialog media) follow the same rules on every redirect hop. Connect,
 //! first-byte and between-bytes times and the response body size are capped.
+//! Trust roots and the egress proxy come from [`OutboundNetwork`]; through a
+//! proxy the allow-list is still checked on the target.
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -27,6 +29,7 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpHooks};
 
 use crate::call_log::{self, CallLog, host_warn};
 use crate::grants::HttpLimits;
+use crate::outbound_network::{OutboundNetwork, Proxy, Route};
 use crate::resources::OUTGOING_CHUNK_BYTES;
 
 /// The per-call hooks enforcing one link's grants. Warnings about the call's
@@ -35,6 +38,7 @@ pub(crate) struct OutboundHttp {
     pub(crate) link: String,
     pub(crate) allowed: Arc<[AllowedHost]>,
     pub(crate) limits: HttpLimits,
+    pub(crate) network: OutboundNetwork,
     pub(crate) log: CallLog,
 }
 
@@ -52,6 +56,7 @@ impl WasiHttpHooks for OutboundHttp {
         let allowed = self.allowed.clone();
         let limits = narrowed(self.limits, options);
         let log = self.log.clone();
+        let network = self.network.clone();
         // The request runs in its own task: the scope carries the call's log budget there.
         Box::new(call_log::scope(log.clone(), async move {
             let target = Target::of(&request)?;
@@ -61,8 +66,8 @@ impl WasiHttpHooks for OutboundHttp {
                 host_warn!(log, link = link, origin = origin; "outbound request denied: host not in allowed_outbound_hosts");
                 return Err(HttpError::HttpRequestDenied);
             }
-            let addresses = resolve(&target, &allowed, &link).await?;
-            send(request, &target, &addresses, limits).await
+            let connection = open(&target, &allowed, &link, &network, limits).await?;
+            send(request, connection, limits).await
         }))
     }
 
@@ -120,6 +125,7 @@ pub(crate) async fn fetch(
     url: &str,
     link: &str,
     allowed: &[AllowedHost],
+    network: &OutboundNetwork,
     limits: HttpLimits,
 ) -> Result<Fetched, FetchError> {
     let mut url = url.to_string();
@@ -139,16 +145,15 @@ pub(crate) async fn fetch(
             host_warn!(call_log::current(), link = link, origin = origin; "media fetch denied: host not in allowed_outbound_hosts");
             return Err(FetchError::Denied(format!("{origin} is not in allowed_outbound_hosts")));
         }
-        let addresses = resolve(&target, allowed, link).await.map_err(|e| match e {
+        let connection = open(&target, allowed, link, network, limits).await.map_err(|e| match e {
             HttpError::DestinationIpProhibited => FetchError::Denied(format!(
                 "{origin} resolves to an internal address that allowed_outbound_hosts does not grant \
                  (a host name grants public addresses only; list the address or its CIDR block to reach it)"
             )),
             other => FetchError::Failed(format!("{origin}: {other}")),
         })?;
-        let (response, _io) = send(request, &target, &addresses, limits)
-            .await
-            .map_err(|e| FetchError::Failed(format!("{origin}: {e}")))?;
+        let (response, _io) =
+            send(request, connection, limits).await.map_err(|e| FetchError::Failed(format!("{origin}: {e}")))?;
         let status = response.status();
         if status.is_redirection() {
             let location = response.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok());
@@ -263,61 +268,175 @@ async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
 
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, HttpError> {
-    static CONFIG: std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>> = std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions();
-        builder.ok().map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-    });
-    config
-        .clone()
-        .map(tokio_rustls::TlsConnector::from)
-        .ok_or_else(|| HttpError::InternalError(Some("TLS is not available".into())))
+/// A connection ready to carry one request: to the target (TLS with it for
+/// `https://`), directly or through a `CONNECT` tunnel, or to an HTTP proxy that
+/// takes the request in absolute form.
+struct Connection {
+    stream: Box<dyn Stream>,
+    /// Send the request line with the full URL (to an HTTP proxy).
+    absolute_form: bool,
+    /// `Proxy-Authorization` to add (to an HTTP proxy).
+    proxy_authorization: Option<String>,
+}
+
+/// Open the connection a request to `target` goes over, under the link's rules:
+/// direct to checked addresses only, or through the proxy the network routes it
+/// to (see [`OutboundNetwork`]).
+async fn open(
+    target: &Target,
+    allowed: &[AllowedHost],
+    link: &str,
+    network: &OutboundNetwork,
+    limits: HttpLimits,
+) -> Result<Connection, HttpError> {
+    let direct = |stream: Box<dyn Stream>| Connection { stream, absolute_form: false, proxy_authorization: None };
+    match network.route(&target.scheme, &target.host, target.port) {
+        Route::Direct => {
+            let addresses = resolve(target, allowed, link).await?;
+            let tcp = connect(&addresses, limits).await?;
+            Ok(direct(with_tls(tcp, target, network, limits).await?))
+        }
+        Route::Proxy(proxy) => {
+            // What resolves here is held to the internal-address rule; a name
+            // only the proxy can resolve is left to the proxy.
+            match resolve(target, allowed, link).await {
+                Err(HttpError::DestinationIpProhibited) => return Err(HttpError::DestinationIpProhibited),
+                Ok(_) | Err(_) => {}
+            }
+            let tcp = connect_to_proxy(proxy, limits).await?;
+            if target.scheme == "https" {
+                let tunnel = tokio::time::timeout(limits.connect_timeout, tunnel(tcp, target, proxy))
+                    .await
+                    .map_err(|_| HttpError::ConnectionTimeout)??;
+                Ok(direct(with_tls(tunnel, target, network, limits).await?))
+            } else {
+                Ok(Connection {
+                    stream: Box::new(tcp),
+                    absolute_form: true,
+                    proxy_authorization: proxy.authorization.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// `stream` as is for `http://`, wrapped in TLS with the target for `https://`.
+async fn with_tls<S: Stream>(
+    stream: S,
+    target: &Target,
+    network: &OutboundNetwork,
+    limits: HttpLimits,
+) -> Result<Box<dyn Stream>, HttpError> {
+    if target.scheme != "https" {
+        return Ok(Box::new(stream));
+    }
+    let name =
+        rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    match tokio::time::timeout(limits.connect_timeout, network.tls().connect(name, stream)).await {
+        Err(_) => Err(HttpError::ConnectionTimeout),
+        Ok(Err(error)) => {
+            host_warn!(call_log::current(), host = target.host, error = error; "outbound TLS handshake failed (a private CA must be in CONSERVER_LINK_CA_FILE or SSL_CERT_FILE)");
+            Err(HttpError::TlsCertificateError)
+        }
+        Ok(Ok(tls)) => Ok(Box::new(tls)),
+    }
+}
+
+/// A TCP connection to the proxy (an operator's choice: no internal-address rule).
+async fn connect_to_proxy(proxy: &Proxy, limits: HttpLimits) -> Result<TcpStream, HttpError> {
+    let attempt = async {
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((proxy.host.as_str(), proxy.port))
+            .await
+            .map_err(|e| HttpError::DnsError { rcode: Some(e.to_string()), info_code: None })?
+            .collect();
+        connect_any(&addresses).await
+    };
+    let result =
+        tokio::time::timeout(limits.connect_timeout, attempt).await.unwrap_or(Err(HttpError::ConnectionTimeout));
+    if let Err(error) = &result {
+        host_warn!(call_log::current(), proxy = format!("{}:{}", proxy.host, proxy.port), error = error; "cannot reach the outbound proxy");
+    }
+    result
+}
+
+/// Longest answer head a proxy may send to `CONNECT`.
+const MAX_PROXY_HEAD_BYTES: usize = 8 * 1024;
+
+/// Ask the proxy for a tunnel to `target`; the stream then carries the target's bytes.
+async fn tunnel(mut tcp: TcpStream, target: &Target, proxy: &Proxy) -> Result<TcpStream, HttpError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = if target.host.contains(':') {
+        format!("[{}]:{}", target.host, target.port)
+    } else {
+        format!("{}:{}", target.host, target.port)
+    };
+    let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    if let Some(authorization) = &proxy.authorization {
+        head.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).await.map_err(HttpError::Connect)?;
+    // Byte by byte: nothing after the head may be consumed (it is the target's).
+    let mut answer = Vec::with_capacity(256);
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() >= MAX_PROXY_HEAD_BYTES {
+            return Err(HttpError::HttpProtocolError);
+        }
+        let mut byte = [0u8; 1];
+        if tcp.read(&mut byte).await.map_err(HttpError::Connect)? == 0 {
+            return Err(HttpError::HttpProtocolError);
+        }
+        answer.push(byte[0]);
+    }
+    let status_line = String::from_utf8_lossy(answer.split(|b| *b == b'\r').next().unwrap_or_default()).into_owned();
+    let status = status_line.split_whitespace().nth(1).unwrap_or_default();
+    if status.starts_with('2') {
+        return Ok(tcp);
+    }
+    let hint =
+        if status == "407" { "the proxy wants credentials: put them in the proxy URL" } else { "see the proxy's log" };
+    host_warn!(call_log::current(), target = authority, answer = status_line, hint = hint; "the outbound proxy refused the tunnel");
+    Err(HttpError::ConnectionRefused)
 }
 
 /// A TCP connection to the first of `addresses` that answers, within the
 /// connect timeout overall.
 async fn connect(addresses: &[SocketAddr], limits: HttpLimits) -> Result<TcpStream, HttpError> {
-    let attempt = async {
-        let mut last = HttpError::DestinationNotFound;
-        for address in addresses {
-            match TcpStream::connect(address).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => last = HttpError::ConnectionRefused,
-                Err(e) => last = HttpError::Connect(e),
-            }
+    tokio::time::timeout(limits.connect_timeout, connect_any(addresses))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+}
+
+async fn connect_any(addresses: &[SocketAddr]) -> Result<TcpStream, HttpError> {
+    let mut last = HttpError::DestinationNotFound;
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => last = HttpError::ConnectionRefused,
+            Err(e) => last = HttpError::Connect(e),
         }
-        Err(last)
-    };
-    tokio::time::timeout(limits.connect_timeout, attempt).await.map_err(|_| HttpError::ConnectionTimeout)?
+    }
+    Err(last)
 }
 
 async fn send(
     mut request: http::Request<WasiBody>,
-    target: &Target,
-    addresses: &[SocketAddr],
+    connection: Connection,
     limits: HttpLimits,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-    let tcp = connect(addresses, limits).await?;
-    let stream: Box<dyn Stream> = if target.scheme == "https" {
-        let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-        let tls = tokio::time::timeout(limits.connect_timeout, tls_connector()?.connect(name, tcp))
-            .await
-            .map_err(|_| HttpError::ConnectionTimeout)?
-            .map_err(|_| HttpError::TlsCertificateError)?;
-        Box::new(tls)
-    } else {
-        Box::new(tcp)
-    };
+    let Connection { stream, absolute_form, proxy_authorization } = connection;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(HttpError::from)?;
     // The connection is driven by its own task until the response body is read or dropped.
     let driver = tokio::spawn(connection);
-    let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-    *request.uri_mut() = http::Uri::try_from(path).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    if absolute_form {
+        if let Some(value) = proxy_authorization.and_then(|v| http::HeaderValue::from_str(&v).ok()) {
+            request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, value);
+        }
+    } else {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+        *request.uri_mut() = http::Uri::try_from(path).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    }
     let response = match tokio::time::timeout(limits.first_byte_timeout, sender.send_request(request)).await {
         Err(_) => {
             driver.abort();
@@ -451,7 +570,7 @@ mod tests {
     }
 
     async fn get(url: &str, allowed: &[String]) -> Result<Fetched, FetchError> {
-        fetch(url, "test", &entries(allowed), HttpLimits::default()).await
+        fetch(url, "test", &entries(allowed), &OutboundNetwork::default(), HttpLimits::default()).await
     }
 
     #[tokio::test]

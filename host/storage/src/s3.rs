@@ -2,15 +2,18 @@
 //! `[s3_path/]YYYY/MM/DD/<uuid>.vcon` (the date of `created_at` as written) and a
 //! pointer `[s3_path/]lookup/<uuid>.txt` holding `YYYY/MM/DD` — on AWS or any
 //! S3-compatible service (`endpoint_url`). Credentials come from the options, else
-//! the standard `AWS_*` environment (and `${VAR}`/`*_FILE` in the config).
+//! the standard `AWS_*` environment (and `${VAR}`/`*_FILE` in the config). An
+//! endpoint signed by a private CA is trusted through `ca_bundle` (a PEM file),
+//! else `AWS_CA_BUNDLE` as boto3 reads it; the bundled web roots stay trusted.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{Certificate, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -34,6 +37,20 @@ pub struct S3Options {
     pub endpoint_url: Option<String>,
     /// Key prefix (a trailing `/` is ignored).
     pub s3_path: String,
+    /// PEM file of extra CA certificates for the endpoint's TLS certificate;
+    /// `AWS_CA_BUNDLE` when empty.
+    pub ca_bundle: Option<String>,
+}
+
+/// The certificates in the PEM file `file` (named by `source`).
+fn read_ca_bundle(source: &str, file: &str) -> Result<Vec<Certificate>, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read {source} {file}: {e}"))?;
+    let certificates = Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{source} {file} is not a PEM file of CA certificates: {e}"))?;
+    if certificates.is_empty() {
+        return Err(format!("{source} {file} holds no certificate (expected `-----BEGIN CERTIFICATE-----` blocks)"));
+    }
+    Ok(certificates)
 }
 
 /// The S3 storage.
@@ -52,7 +69,27 @@ impl S3Storage {
         if options.aws_bucket.is_empty() {
             return Err(invalid("`aws_bucket` is required".into()));
         }
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&options.aws_bucket);
+        let ca_bundle =
+            options.ca_bundle.clone().filter(|p| !p.is_empty()).map(|p| ("ca_bundle", p)).or_else(|| {
+                std::env::var("AWS_CA_BUNDLE").ok().filter(|p| !p.is_empty()).map(|p| ("AWS_CA_BUNDLE", p))
+            });
+        let mut client = ClientOptions::new();
+        if let Some((source, file)) = ca_bundle {
+            for certificate in read_ca_bundle(source, &file).map_err(invalid)? {
+                client = client.with_root_certificate(certificate);
+            }
+        }
+        // What `AmazonS3Builder::from_env` does, over client options that keep the CA.
+        let mut builder = AmazonS3Builder::new().with_client_options(client);
+        for (key, value) in std::env::vars_os() {
+            if let (Some(key), Some(value)) = (key.to_str(), value.to_str())
+                && key.starts_with("AWS_")
+                && let Ok(config_key) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>()
+            {
+                builder = builder.with_config(config_key, value);
+            }
+        }
+        let mut builder = builder.with_bucket_name(&options.aws_bucket);
         if !options.aws_access_key_id.is_empty() {
             builder = builder.with_access_key_id(&options.aws_access_key_id);
         }
@@ -65,7 +102,10 @@ impl S3Storage {
         if let Some(endpoint) = options.endpoint_url.as_deref().filter(|e| !e.is_empty()) {
             builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
         }
-        let store = builder.build().map_err(|e| invalid(e.to_string()))?;
+        // A few quick retries here; the chain's `storage_retry_secs` rides out a
+        // longer outage (object_store's own default retries for 3 minutes).
+        let retry = RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(10), ..RetryConfig::default() };
+        let store = builder.with_retry(retry).build().map_err(|e| invalid(e.to_string()))?;
         Ok(Self {
             name: name.to_string(),
             prefix: options.s3_path.trim_end_matches('/').to_string(),

@@ -178,16 +178,28 @@ struct Moto {
 
 impl Moto {
     async fn start(bucket: &str) -> Self {
+        Self::start_with(bucket, &[], reqwest::Client::new(), "http://127.0.0.1").await
+    }
+
+    /// Over TLS with `cert`/`key` (signed by the CA in `ca_file`), at `https://localhost:<port>`.
+    async fn start_tls(bucket: &str, cert: &std::path::Path, key: &std::path::Path, ca_file: &std::path::Path) -> Self {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();
+        let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+        let args = ["-s", "-c", cert.to_str().unwrap(), "-k", key.to_str().unwrap()];
+        Self::start_with(bucket, &args, client, "https://localhost").await
+    }
+
+    async fn start_with(bucket: &str, extra: &[&str], client: reqwest::Client, base: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         #[allow(clippy::zombie_processes)] // reaped in Drop
         let child = std::process::Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("moto_server is missing: run `cargo xtask test` (it installs moto[server]) or `pip install moto[server]`");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
+        let endpoint = format!("{base}:{port}");
         for _ in 0..100 {
             if client.put(format!("{endpoint}/{bucket}")).send().await.is_ok_and(|r| r.status().is_success()) {
                 return Self { child, endpoint };
@@ -227,4 +239,33 @@ async fn s3_round_trips_every_fixture_with_the_python_key_layout() {
         .unwrap();
     assert!(listing.contains(&format!("<Key>archive/lookup/{uuid}.txt</Key>")), "{listing}");
     assert!(listing.contains(&format!("<Key>archive/2025/12/10/{uuid}.vcon</Key>")), "{listing}");
+}
+
+#[tokio::test]
+async fn s3_over_tls_trusts_the_ca_bundle_it_is_given_and_no_other() {
+    // moto serving HTTPS with a certificate from a CA made now (openssl).
+    let ca = conserver_fixtures::test_ca::TestCa::new();
+    let (cert, key) = ca.issue("moto");
+    let moto = Moto::start_tls("vcons-tls", &cert, &key, &ca.ca_file()).await;
+    let options = |ca_bundle: &str| {
+        json!({
+            "aws_access_key_id": "test", "aws_secret_access_key": "test", "aws_bucket": "vcons-tls",
+            "aws_region": "us-east-1", "endpoint_url": moto.endpoint, "ca_bundle": ca_bundle
+        })
+    };
+    let trusted = storage("storage.s3", options(ca.ca_file().to_str().unwrap()));
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let document = format!(r#"{{"uuid":"{uuid}","created_at":"2025-12-10T15:30:00Z"}}"#);
+    trusted.save(&uuid, &document).await.unwrap();
+    assert_eq!(trusted.get(&uuid).await.unwrap().as_deref(), Some(document.as_str()));
+
+    let other = conserver_fixtures::test_ca::TestCa::new();
+    let untrusted = storage("storage.s3", options(other.ca_file().to_str().unwrap()));
+    let err = untrusted.save(&uuid, &document).await.unwrap_err().to_string();
+    assert!(err.contains("storage.s3") || err.contains("s3"), "the error names the storage: {err}");
+
+    let missing =
+        build("archive", &StorageDef { module: "storage.s3".into(), options: Some(options("/nonexistent/ca.pem")) });
+    let err = missing.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("ca_bundle") && err.contains("/nonexistent/ca.pem"), "{err}");
 }

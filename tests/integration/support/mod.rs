@@ -17,8 +17,9 @@ pub enum Backend {
 
 pub mod otlp;
 pub mod own_postgres;
+pub mod redis_stack;
 pub mod scrapi;
-pub mod test_ca;
+pub use conserver_fixtures::test_ca;
 pub mod vendors;
 
 pub fn redis_url() -> String {

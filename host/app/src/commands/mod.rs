@@ -1,7 +1,8 @@
 //! The operator commands: they talk to a running server's HTTP API (so they work
 //! against any broker, remotely, and go through the same validation and auth as
-//! any client), except `link new`, which only writes files, and `link test`,
-//! which runs a component in this process's sandbox.
+//! any client), except `link new`, which only writes files, `link test`,
+//! which runs a component in this process's sandbox, and `migrate`, which
+//! converts the documents in Redis itself.
 
 mod client;
 mod dlq;
@@ -9,6 +10,7 @@ mod import;
 mod link_new;
 #[cfg(feature = "worker")]
 mod link_test;
+mod migrate;
 mod vcon;
 
 use anyhow::Result;
@@ -40,6 +42,7 @@ pub async fn run(command: Command, settings: &Settings) -> Option<Result<()>> {
             Err(error) => Err(error),
         },
         Command::Link { action: test @ LinkAction::Test { .. } } => run_link_test(test, settings).await,
+        Command::Migrate { to, concurrency } => migrate::run(settings, to, concurrency).await,
         Command::Serve { .. } | Command::Check { .. } => return None,
     })
 }
