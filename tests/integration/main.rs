@@ -28,6 +28,7 @@ mod reload;
 mod sandbox;
 mod scitt;
 mod script_links;
+mod sealed_vcons;
 mod secrets_in_logs;
 mod serving_limits;
 mod standard_links;

@@ -92,6 +92,7 @@ async fn start_processing(
                 dlq_expiry_secs: settings.dlq_expiry_secs,
                 parallel_storage: settings.parallel_storage,
                 vcon_expiry_secs: settings.vcon_expiry_secs,
+                index_expiry_secs: settings.index_expiry_secs,
             },
             grace: Duration::from_secs(settings.shutdown_grace_secs),
             heartbeat_ttl: Duration::from_secs(settings.worker_ttl_secs),

@@ -9,82 +9,119 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::ConfigError;
+use crate::{ChainDef, Config, ConfigError, FollowerDef, LinkDef, StorageDef};
 
 /// One section's keys.
 struct Section {
     /// What an entry of it is called in messages.
     what: &'static str,
-    /// Keys it reads.
+    /// Keys it reads: the fields of its struct.
     known: &'static [&'static str],
     /// Keys Python configs carry that are accepted and ignored, with why.
     python_only: &'static [(&'static str, &'static str)],
 }
 
-const TOP: Section = Section {
-    what: "top-level section",
-    known: &["links", "storages", "chains", "tracers", "ingress_auth", "followers", "imports", "wasm"],
-    python_only: &[],
-};
+fn top() -> Section {
+    Section { what: "top-level section", known: fields_of::<Config>(), python_only: &[] }
+}
 
-const LINK: Section = Section {
-    what: "link key",
-    known: &[
-        "module",
-        "component",
-        "options",
-        "limits",
-        "allowed_outbound_hosts",
-        "secrets",
-        "allowed_routes",
-        "pip_name",
-    ],
-    // Python's example_config.yml puts these on links; its engine never reads them.
-    python_only: &[
-        ("ingress-lists", "links do not read lists; a chain's `ingress_lists` does"),
-        ("egress-lists", "links do not write lists; a chain's `egress_lists` does"),
-    ],
-};
+fn link() -> Section {
+    Section {
+        what: "link key",
+        known: fields_of::<LinkDef>(),
+        // Python's example_config.yml puts these on links; its engine never reads them.
+        python_only: &[
+            ("ingress-lists", "links do not read lists; a chain's `ingress_lists` does"),
+            ("egress-lists", "links do not write lists; a chain's `egress_lists` does"),
+        ],
+    }
+}
 
-const CHAIN: Section = Section {
-    what: "chain key",
-    known: &[
-        "links",
-        "ingress_lists",
-        "egress_lists",
-        "storages",
-        "enabled",
-        "timeout",
-        "tracers",
-        "storage_failure",
-        "storage_retry_secs",
-    ],
-    python_only: &[("name", "a chain is named by its key under `chains:`")],
-};
+fn chain() -> Section {
+    Section {
+        what: "chain key",
+        known: fields_of::<ChainDef>(),
+        python_only: &[("name", "a chain is named by its key under `chains:`")],
+    }
+}
 
-const STORAGE: Section = Section {
-    what: "storage key",
-    known: &["module", "options"],
-    python_only: &[("pip_name", "storages are built into the host")],
-};
+fn storage() -> Section {
+    Section {
+        what: "storage key",
+        known: fields_of::<StorageDef>(),
+        python_only: &[("pip_name", "storages are built into the host")],
+    }
+}
 
-const FOLLOWER: Section = Section {
-    what: "follower key",
-    known: &["url", "egress_list", "follower_ingress_list", "auth_token", "pulling_interval", "fetch_vcon_limit"],
-    python_only: &[],
-};
+fn follower() -> Section {
+    Section { what: "follower key", known: fields_of::<FollowerDef>(), python_only: &[] }
+}
+
+/// The field names serde's derive gives struct `T` (what it deserialises), so
+/// the keys accepted are exactly the struct's fields, with no list to keep in
+/// step by hand.
+fn fields_of<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
+    let mut lister = FieldLister(None);
+    let _ = T::deserialize(&mut lister);
+    lister.0.unwrap_or(&[])
+}
+
+/// A deserializer that only records the fields a struct asks for.
+struct FieldLister(Option<&'static [&'static str]>);
+
+#[derive(Debug)]
+struct Listed;
+
+impl std::fmt::Display for Listed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fields listed")
+    }
+}
+
+impl std::error::Error for Listed {}
+
+impl serde::de::Error for Listed {
+    fn custom<M: std::fmt::Display>(_message: M) -> Self {
+        Listed
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for &mut FieldLister {
+    type Error = Listed;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Listed> {
+        Err(Listed)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Listed> {
+        self.0 = Some(fields);
+        Err(Listed)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
 
 /// Check every section's keys in `document` (the parsed file): an unknown key is
 /// an error naming its path, line and the key meant; a Python-only key is a
 /// warning.
 pub(crate) fn check(document: &Value, text: &str, path: &Path) -> Result<(), ConfigError> {
-    let Value::Object(top) = document else { return Ok(()) };
-    check_section(&TOP, top, &[], text, path)?;
-    for (section, kind) in [("links", &LINK), ("tracers", &LINK), ("chains", &CHAIN), ("storages", &STORAGE)] {
-        for_each_entry(top.get(section), |name, entry| check_section(kind, entry, &[section, name], text, path))?;
+    let Value::Object(sections) = document else { return Ok(()) };
+    check_section(&top(), sections, &[], text, path)?;
+    for (section, kind) in [("links", link()), ("tracers", link()), ("chains", chain()), ("storages", storage())] {
+        for_each_entry(sections.get(section), |name, entry| check_section(&kind, entry, &[section, name], text, path))?;
     }
-    for_each_entry(top.get("followers"), |name, entry| {
-        check_section(&FOLLOWER, entry, &["followers", name], text, path)
+    let followers = follower();
+    for_each_entry(sections.get("followers"), |name, entry| {
+        check_section(&followers, entry, &["followers", name], text, path)
     })
 }
 
@@ -218,6 +255,14 @@ mod tests {
         check_text(python).unwrap();
         let err = check_text("links:\n  t:\n    module: m\n    colour: blue\n").unwrap_err().to_string();
         assert!(!err.contains("did you mean") && err.contains("the keys are"), "{err}");
+    }
+
+    #[test]
+    fn the_known_keys_are_the_structs_fields() {
+        assert!(link().known.contains(&"allowed_outbound_hosts") && link().known.contains(&"limits"));
+        assert!(chain().known.contains(&"ingress_lists") && chain().known.contains(&"storage_retry_secs"));
+        assert_eq!(storage().known, ["module", "options"]);
+        assert!(top().known.contains(&"wasm") && follower().known.contains(&"fetch_vcon_limit"));
     }
 
     #[test]

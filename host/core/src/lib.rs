@@ -11,6 +11,7 @@ mod ingest;
 pub mod json_bound;
 pub mod metrics;
 pub mod redact;
+pub mod sealed;
 mod timestamp;
 pub mod trace_context;
 mod validate;

@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 use conserver_broker::{Broker, BrokerError, MAX_TTL_SECS, Popped, Ttl};
 use conserver_config::StorageFailure;
 use conserver_core::metrics::{self, LinkStatus};
+use conserver_core::sealed::{self, ChainInput};
 use conserver_core::{DlqReason, trace_context};
 use conserver_runtime::{Action, CallContext, Directive, TracePoint};
 use conserver_storage::{Storage, StorageError};
 use futures::future::join_all;
 use tracing::{Instrument as _, Span};
 
-use crate::{ChainPlan, spans, spec_form};
+use crate::{ChainPlan, LinkStep, spans, spec_form};
 
 /// Settings that shape processing.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +25,9 @@ pub struct ProcessOptions {
     /// any more (0: none). Until then it has none, so it cannot expire while it
     /// waits or runs.
     pub vcon_expiry_secs: u64,
+    /// `VCON_INDEX_EXPIRY`: the TTL of the party search sets a vCon the chain
+    /// makes (a signed vCon's successor) is added to (0: none).
+    pub index_expiry_secs: u64,
 }
 
 /// Why a vCon was dead-lettered.
@@ -139,7 +143,7 @@ async fn run_chain(
     options: ProcessOptions,
 ) -> Result<Result<Outcome, Failure>, BrokerError> {
     let uuid = item.uuid.as_str();
-    let Some(loaded) = load(broker, chain, uuid).await? else {
+    let Some(mut loaded) = load(broker, chain, uuid).await? else {
         return Ok(Err(Failure {
             step: "load".into(),
             error: format!(
@@ -148,20 +152,40 @@ async fn run_chain(
             retryable: false,
         }));
     };
+    // Signed and encrypted vCons (see `conserver_core::sealed`): links read a
+    // signed one's payload, and skip an encrypted one.
+    let mut signed_original = None;
+    let links: &[LinkStep] = if chain.links.is_empty() {
+        &chain.links
+    } else {
+        match sealed::chain_input(&loaded) {
+            Ok(ChainInput::Plain) => &chain.links,
+            Ok(ChainInput::Encrypted) => {
+                metrics::record_sealed(&chain.name, "encrypted", "links_skipped");
+                tracing::info!(chain = %chain.name, vcon_uuid = uuid, "encrypted vCon: links skipped, stored and forwarded unchanged");
+                &[]
+            }
+            Ok(ChainInput::Signed { payload }) => {
+                signed_original = Some(std::mem::replace(&mut loaded, payload));
+                &chain.links
+            }
+            Err(problem) => return Ok(Err(Failure { step: "load".into(), error: problem, retryable: false })),
+        }
+    };
     // Links read the vCon as Python links do; what a link changes is stored in
     // the spec-enforced form before the next link reads it.
-    let mut vcon = if chain.links.is_empty() { loaded } else { spec_form::as_read(loaded) };
+    let mut vcon = if links.is_empty() { loaded } else { spec_form::as_read(loaded) };
     let mut changed = false;
     let mut unwritten = false;
     let mut halted_by = None;
     let mut routes: Vec<String> = Vec::new();
     let mut expiry: Option<u64> = None;
-    if !chain.links.is_empty()
+    if !links.is_empty()
         && let Err(failure) = trace(chain, uuid, -1, &vcon).await
     {
         return Ok(Err(failure));
     }
-    for (index, step) in chain.links.iter().enumerate() {
+    for (index, step) in links.iter().enumerate() {
         if std::mem::take(&mut unwritten) {
             vcon = spec_form::as_written(vcon);
         }
@@ -244,9 +268,35 @@ async fn run_chain(
     if unwritten {
         vcon = spec_form::as_written(vcon);
     }
-    if changed {
-        broker.put_vcon(uuid, &vcon, Ttl::Keep).await?;
-    }
+    // What the chain passes on: the vCon itself, or a signed one's successor.
+    let (out_uuid, vcon) = match signed_original.take() {
+        Some(original) if changed => {
+            let (successor_uuid, successor) = match sealed::successor(&vcon, &chain.name, uuid, &original) {
+                Ok(made) => made,
+                Err(problem) => return Ok(Err(Failure { step: "successor".into(), error: problem, retryable: false })),
+            };
+            store_successor(broker, &successor_uuid, &successor, options).await?;
+            // The signed original stays under its uuid, and is stored too.
+            if let Err(failure) = store(chain, uuid, &original, options.parallel_storage).await {
+                return Ok(Err(failure));
+            }
+            settle_ttl(broker, chain, uuid, &[], None, options).await?;
+            metrics::record_sealed(&chain.name, "signed", "successor");
+            tracing::info!(chain = %chain.name, vcon_uuid = uuid, successor = %successor_uuid, "signed vCon changed by a link: passed on as an unsigned successor");
+            (successor_uuid, successor)
+        }
+        Some(original) => {
+            metrics::record_sealed(&chain.name, "signed", "unchanged");
+            (uuid.to_string(), original)
+        }
+        None => {
+            if changed {
+                broker.put_vcon(uuid, &vcon, Ttl::Keep).await?;
+            }
+            (uuid.to_string(), vcon)
+        }
+    };
+    let uuid = out_uuid.as_str();
     if let Some(secs) = expiry {
         broker.expire_vcon(uuid, secs).await?;
     }
@@ -261,13 +311,27 @@ async fn run_chain(
     }
     pass_on_trace_context(broker, uuid, &chain.egress_lists, &chain.consumed_lists).await;
     for list in &chain.egress_lists {
-        broker.push(list, std::slice::from_ref(&item.uuid)).await?;
+        broker.push(list, std::slice::from_ref(&out_uuid)).await?;
     }
     route(broker, uuid, &routes).await?;
     let mut sent_to = routes;
     sent_to.extend(chain.egress_lists.iter().cloned());
     settle_ttl(broker, chain, uuid, &sent_to, expiry, options).await?;
     Ok(Ok(Outcome::Completed))
+}
+
+/// Keep a signed vCon's successor in the broker, listed and searchable like any
+/// stored vCon (no TTL while the chain runs: `settle_ttl` gives it one).
+async fn store_successor(
+    broker: &dyn Broker,
+    uuid: &str,
+    document: &str,
+    options: ProcessOptions,
+) -> Result<(), BrokerError> {
+    let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(document).unwrap_or_default();
+    let score = parsed.get("created_at").and_then(conserver_core::epoch_seconds).unwrap_or(0.0);
+    let terms = conserver_core::index_terms(&parsed);
+    broker.store_vcon(uuid, document, Ttl::Secs(0), score, &terms, options.index_expiry_secs).await.map(drop)
 }
 
 /// Before egress, leave this run's span context for the next chain's worker, as

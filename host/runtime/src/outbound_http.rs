@@ -298,10 +298,11 @@ async fn open(
         }
         Route::Proxy(proxy) => {
             // What resolves here is held to the internal-address rule; a name
-            // only the proxy can resolve is left to the proxy.
-            match resolve(target, allowed, link).await {
-                Err(HttpError::DestinationIpProhibited) => return Err(HttpError::DestinationIpProhibited),
-                Ok(_) | Err(_) => {}
+            // only the proxy can resolve (or a resolver that does not answer in
+            // the connect time) is left to the proxy.
+            let resolved = tokio::time::timeout(limits.connect_timeout, resolve(target, allowed, link)).await;
+            if let Ok(Err(HttpError::DestinationIpProhibited)) = resolved {
+                return Err(HttpError::DestinationIpProhibited);
             }
             let tcp = connect_to_proxy(proxy, limits).await?;
             if target.scheme == "https" {

@@ -93,11 +93,7 @@ async fn a_backend_that_is_down_is_an_error_naming_the_storage() {
 
 #[test]
 fn bad_options_are_refused_when_the_config_loads() {
-    let def = |module: &str, options: Value| StorageDef {
-        module: module.into(),
-        options: Some(options),
-        ..StorageDef::default()
-    };
+    let def = |module: &str, options: Value| StorageDef { module: module.into(), options: Some(options) };
     for (module, options) in [
         ("storage.postgres", json!({"port": "abc"})),
         ("storage.postgres", json!({"table_name": "x;y"})),
@@ -159,11 +155,7 @@ async fn webhook_storage_posts_each_vcon_with_the_headers() {
     assert!(
         build(
             "bad",
-            &StorageDef {
-                module: "storage.webhook".into(),
-                options: Some(json!({"webhook-urls": ["ftp://x"]})),
-                ..StorageDef::default()
-            }
+            &StorageDef { module: "storage.webhook".into(), options: Some(json!({"webhook-urls": ["ftp://x"]})) }
         )
         .is_err()
     );

@@ -213,6 +213,17 @@ pub const API_ENQUEUED: Family = family(
     &[],
 );
 
+/// Signed and encrypted vCons met by a chain (`chain.name`, `form`
+/// signed|encrypted, `outcome` links_skipped|unchanged|successor).
+pub const VCONS_SEALED: Family = family(
+    "conserver.vcons.sealed",
+    "conserver_vcons_sealed",
+    "Signed or encrypted vCons a chain met: encrypted ones pass with the links skipped; signed ones pass unchanged or as an unsigned successor.",
+    Kind::Counter,
+    "1",
+    &[],
+);
+
 /// Every family, in `/metrics` order.
 pub const ALL: &[&Family] = &[
     &VCONS_RECEIVED,
@@ -220,6 +231,7 @@ pub const ALL: &[&Family] = &[
     &VCONS_PROCESSED,
     &VCONS_INFLIGHT,
     &VCONS_OUTCOME,
+    &VCONS_SEALED,
     &LINK_EXECUTION_TIME,
     &LINK_COUNT,
     &LINK_DURATION,

@@ -128,6 +128,13 @@ pub fn record_outcome(chain: &str, outcome: &'static str, elapsed: Duration) {
     }
 }
 
+/// `chain` met a signed or encrypted vCon (`form` `signed`|`encrypted`) and
+/// passed it on as `outcome` (`links_skipped`, `unchanged` or `successor`).
+pub fn record_sealed(chain: &str, form: &'static str, outcome: &'static str) {
+    let labels = vec![("chain.name", chain.to_string()), ("form", form.to_string()), ("outcome", outcome.to_string())];
+    add(&f::VCONS_SEALED, labels, 1.0);
+}
+
 /// A worker popped a vCon from `ingress_list`.
 pub fn record_received(ingress_list: &str) {
     add(&f::VCONS_RECEIVED, vec![("ingress_list", ingress_list.to_string())], 1.0);

@@ -35,5 +35,5 @@ pub fn fixture_with(field: &str) -> (String, String) {
 }
 
 pub fn storage(module: &str, options: Value) -> Arc<dyn Storage> {
-    build("under-test", &StorageDef { module: module.into(), options: Some(options), ..StorageDef::default() }).unwrap()
+    build("under-test", &StorageDef { module: module.into(), options: Some(options) }).unwrap()
 }

@@ -248,11 +248,7 @@ async fn a_server_that_is_down_is_a_storage_error() {
 async fn the_read_fallback_skips_write_only_backends_and_finds_the_vcon_in_mongo() {
     use conserver_config::StorageDef;
     let (url, _store) = start().await;
-    let def = |module: &str, options: Value| StorageDef {
-        module: module.into(),
-        options: Some(options),
-        ..StorageDef::default()
-    };
+    let def = |module: &str, options: Value| StorageDef { module: module.into(), options: Some(options) };
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let storages = vec![
         conserver_storage::build(
