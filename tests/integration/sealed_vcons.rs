@@ -53,7 +53,7 @@ fn counted(metrics: &str, form: &str, outcome: &str) -> bool {
 async fn a_changed_signed_vcon_becomes_an_unsigned_successor_and_an_unchanged_one_passes_as_signed() {
     let (server, [changes_in, keeps_in, changes_out, keeps_out]) = two_chains().await;
     let signed = fixture_vcon(conserver_fixtures::CALL_SIGNED);
-    assert_eq!(server.post_vcon(&signed, &format!("{changes_in},{keeps_in}")).await.status(), 201);
+    assert_eq!(server.post_vcon(&signed, &format!("{changes_in}&ingress_lists={keeps_in}")).await.status(), 201);
 
     let successor = first_on(&server, &changes_out).await;
     assert_ne!(successor, UUID, "a changed signed vCon is passed on under a uuid of its own");

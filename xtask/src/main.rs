@@ -22,7 +22,7 @@
 //!   nothing outside the repository (see `lint.rs`).
 //! * `test` — run `lint`, then start the services the tests need when they are not running (Redis, a
 //!   3-node Redis Cluster on ports 7101-7103; moto for S3; fakeredis (with JSON)
-//!   standing in for Redis Stack; sox, espeak-ng and
+//!   standing in for Redis Stack and Python's jsonschema; sox, espeak-ng and
 //!   ffmpeg for the media tests; nginx for `nginx -t`; componentize-py and
 //!   ComponentizeJS for the Python and JavaScript links, under `<target>/tools`),
 //!   build the links, fixtures and the link template, then run every test.
@@ -233,7 +233,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         services::ensure_redis()?;
         services::ensure_redis_cluster()?;
         services::ensure_moto()?;
-        services::ensure_fakeredis()?;
+        services::ensure_python_test_tools()?;
         services::ensure_audio_tools()?;
         services::ensure_nginx()?;
         script_links::install(&target_dir(root))

@@ -182,13 +182,15 @@ pub fn ensure_nginx() -> Result<()> {
     result
 }
 
-/// Make sure PyPI's `fakeredis` with its JSON and Lua support is importable by
-/// `python3`: the RedisJSON tests run it as a TCP server standing in for Redis
-/// Stack (the real module is on no package registry here).
-pub fn ensure_fakeredis() -> Result<()> {
+/// Make sure `python3` can import what the tests run through it: PyPI's
+/// `fakeredis` with its JSON and Lua support (a TCP server standing in for Redis
+/// Stack; the real module is on no package registry here), and `jsonschema` with
+/// `PyYAML` (an independent check of `conserver config schema` against real
+/// configs).
+pub fn ensure_python_test_tools() -> Result<()> {
     let importable = || {
         Command::new("python3")
-            .args(["-c", "import fakeredis, jsonpath_ng, lupa"])
+            .args(["-c", "import fakeredis, jsonpath_ng, lupa, jsonschema, yaml"])
             .status()
             .is_ok_and(|status| status.success())
     };
@@ -196,9 +198,9 @@ pub fn ensure_fakeredis() -> Result<()> {
         return Ok(());
     }
     let pip = if installed("pip3") { "pip3" } else { "pip" };
-    run(pip, &["install", "--quiet", "fakeredis[json,lua]>=2.41"])?;
+    run(pip, &["install", "--quiet", "fakeredis[json,lua]>=2.41", "jsonschema>=4.18", "PyYAML"])?;
     if !importable() {
-        bail!("python3 still cannot import fakeredis after `{pip} install fakeredis[json,lua]`");
+        bail!("python3 still cannot import fakeredis, jsonschema and yaml after `{pip} install`");
     }
     Ok(())
 }

@@ -77,11 +77,25 @@ pub enum Command {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// Work with config files.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Work on link components.
     Link {
         #[command(subcommand)]
         action: LinkAction,
     },
+}
+
+/// `conserver config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print a JSON Schema of config.yml (every section and key with its doc,
+    /// and each standard link's options), for an editor to complete and check a
+    /// config, e.g. with `# yaml-language-server: $schema=conserver.schema.json`.
+    Schema,
 }
 
 /// The form `conserver migrate` converts to.

@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::allowed_hosts::AllowedHost;
-use crate::keys;
 use crate::substitute::substitute_redacting;
 use crate::{ConfigError, LimitsOverride, Redactor, WasmSection};
+use crate::{json_schema, keys, option_schemas};
 
 /// The whole config file. A key no section takes is an error with a did-you-mean
 /// (keys Python configs carry load with a warning): see [`crate::keys`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Config {
     /// Link definitions by name.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -46,7 +46,7 @@ pub struct Config {
 }
 
 /// One entry under `links:`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkDef {
     /// Python module path, e.g. `links.tag`; resolves to the standard component of
     /// that name. Either this or `component` is required.
@@ -109,6 +109,22 @@ impl<'de> Deserialize<'de> for ChainStep {
     }
 }
 
+impl schemars::JsonSchema for ChainStep {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ChainStep".into()
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A link or storage name, or a one-key mapping `name: {option: value}` whose options are merged over the named entry's for this chain only.",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": {"type": ["object", "null"]}}
+            ]
+        })
+    }
+}
+
 impl Serialize for ChainStep {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.options {
@@ -137,7 +153,7 @@ impl ChainStep {
 }
 
 /// What a chain does when a storage keeps failing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageFailure {
     /// Dead-letter the vCon with the storage named in the reason.
@@ -149,7 +165,7 @@ pub enum StorageFailure {
 
 /// One entry under `followers:`: pull another conserver's egress list into a local
 /// ingress list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FollowerDef {
     /// The other conserver's API base URL, root path included (e.g. `http://host:8000/api`).
     pub url: String,
@@ -167,7 +183,7 @@ pub struct FollowerDef {
 }
 
 /// One entry under `storages:`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StorageDef {
     /// Backend, e.g. `storage.file` (the `storage.` prefix is optional).
     pub module: String,
@@ -177,7 +193,7 @@ pub struct StorageDef {
 }
 
 /// One entry under `chains:`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChainDef {
     /// Links, run in order: names, or `name: {options}` to override options here.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -370,6 +386,7 @@ impl Config {
                 }
             }
         }
+        self.validate_link_options(path)?;
         for (name, follower) in &self.followers {
             if !(follower.url.starts_with("http://") || follower.url.starts_with("https://")) {
                 return Err(invalid(format!("followers.{name}.url"), "must be an http:// or https:// URL".into()));
@@ -442,6 +459,38 @@ impl Config {
                         format!("list `{list}` is already read by chain `{other}`; one ingress list feeds one chain"),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the options of every standard link (`module: links.<name>` or
+    /// `tracers.<name>`, no `component:`) against the schema it publishes, both
+    /// as defined and as each chain step merges its inline options over them.
+    fn validate_link_options(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid =
+            |key: String, problem: String| ConfigError::Invalid { path: path.to_path_buf(), key, line: None, problem };
+        let schema_of = |def: &LinkDef| match (&def.component, &def.module) {
+            (None, Some(module)) => option_schemas::for_module(module),
+            _ => None,
+        };
+        let at = |base: String, below: String| if below.is_empty() { base } else { format!("{base}.{below}") };
+        let tracers = self.tracers.iter().flatten().map(|(name, def)| ("tracers", name, def));
+        for (section, name, def) in self.links.iter().map(|(name, def)| ("links", name, def)).chain(tracers) {
+            let Some(schema) = schema_of(def) else { continue };
+            let options =
+                def.options.clone().filter(|o| !o.is_null()).unwrap_or_else(|| Value::Object(Default::default()));
+            json_schema::validate(schema, &options)
+                .map_err(|(below, problem)| invalid(at(format!("{section}.{name}.options"), below), problem))?;
+        }
+        for (chain_name, chain) in &self.chains {
+            for (i, step) in chain.links.iter().enumerate() {
+                let (Some(_), Some(def)) = (&step.options, self.links.get(&step.name)) else { continue };
+                let Some(schema) = schema_of(def) else { continue };
+                let merged = step.merged_options(def.options.as_ref());
+                json_schema::validate(schema, &merged).map_err(|(below, problem)| {
+                    invalid(at(format!("chains.{chain_name}.links[{i}].{}", step.name), below), problem)
+                })?;
             }
         }
         Ok(())

@@ -18,43 +18,41 @@ struct Section {
     /// Keys it reads: the fields of its struct.
     known: &'static [&'static str],
     /// Keys Python configs carry that are accepted and ignored, with why.
-    python_only: &'static [(&'static str, &'static str)],
+    python_only: Vec<(&'static str, &'static str)>,
 }
 
 fn top() -> Section {
-    Section { what: "top-level section", known: fields_of::<Config>(), python_only: &[] }
+    Section { what: "top-level section", known: fields_of::<Config>(), python_only: Vec::new() }
+}
+
+/// Keys Python configs carry that this host does not use, by section: they
+/// load with a warning saying why.
+pub(crate) const PYTHON_ONLY: &[(&str, &str, &str)] = &[
+    // Python's example_config.yml puts these on links; its engine never reads them.
+    ("links", "ingress-lists", "links do not read lists; a chain's `ingress_lists` does"),
+    ("links", "egress-lists", "links do not write lists; a chain's `egress_lists` does"),
+    ("chains", "name", "a chain is named by its key under `chains:`"),
+    ("storages", "pip_name", "storages are built into the host"),
+];
+
+fn python_only(section: &str) -> Vec<(&'static str, &'static str)> {
+    PYTHON_ONLY.iter().filter(|(s, _, _)| *s == section).map(|(_, key, why)| (*key, *why)).collect()
 }
 
 fn link() -> Section {
-    Section {
-        what: "link key",
-        known: fields_of::<LinkDef>(),
-        // Python's example_config.yml puts these on links; its engine never reads them.
-        python_only: &[
-            ("ingress-lists", "links do not read lists; a chain's `ingress_lists` does"),
-            ("egress-lists", "links do not write lists; a chain's `egress_lists` does"),
-        ],
-    }
+    Section { what: "link key", known: fields_of::<LinkDef>(), python_only: python_only("links") }
 }
 
 fn chain() -> Section {
-    Section {
-        what: "chain key",
-        known: fields_of::<ChainDef>(),
-        python_only: &[("name", "a chain is named by its key under `chains:`")],
-    }
+    Section { what: "chain key", known: fields_of::<ChainDef>(), python_only: python_only("chains") }
 }
 
 fn storage() -> Section {
-    Section {
-        what: "storage key",
-        known: fields_of::<StorageDef>(),
-        python_only: &[("pip_name", "storages are built into the host")],
-    }
+    Section { what: "storage key", known: fields_of::<StorageDef>(), python_only: python_only("storages") }
 }
 
 fn follower() -> Section {
-    Section { what: "follower key", known: fields_of::<FollowerDef>(), python_only: &[] }
+    Section { what: "follower key", known: fields_of::<FollowerDef>(), python_only: Vec::new() }
 }
 
 /// The field names serde's derive gives struct `T` (what it deserialises), so

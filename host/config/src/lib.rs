@@ -6,14 +6,18 @@
 //! for every problem.
 
 mod allowed_hosts;
+mod config_schema;
 mod error;
 mod file;
+pub mod json_schema;
 mod keys;
 mod limits;
+pub mod option_schemas;
 mod settings;
 mod substitute;
 
 pub use allowed_hosts::{AllowedHost, is_internal};
+pub use config_schema::config_schema;
 pub use error::ConfigError;
 pub use file::{ChainDef, ChainStep, Config, FollowerDef, LinkDef, StorageDef, StorageFailure};
 pub use limits::{Limits, LimitsOverride, WasmSection};

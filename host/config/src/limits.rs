@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The limits one link call runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Fuel budget per call (roughly one unit per wasm instruction). A call that
@@ -191,7 +191,7 @@ impl Default for Limits {
 }
 
 /// Per-link limit overrides; unset fields take the `wasm.limits` value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsOverride {
     /// Fuel budget per call.
@@ -227,7 +227,7 @@ pub struct LimitsOverride {
 }
 
 /// The top-level `wasm:` section (not in Python configs; all optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WasmSection {
     /// Default limits for every link call.

@@ -1,8 +1,8 @@
 //! The operator commands: they talk to a running server's HTTP API (so they work
 //! against any broker, remotely, and go through the same validation and auth as
 //! any client), except `link new`, which only writes files, `link test`,
-//! which runs a component in this process's sandbox, and `migrate`, which
-//! converts the documents in Redis itself.
+//! which runs a component in this process's sandbox, `migrate`, which
+//! converts the documents in Redis itself, and `config schema`, which prints.
 
 mod client;
 mod dlq;
@@ -16,7 +16,7 @@ mod vcon;
 use anyhow::Result;
 use conserver_config::Settings;
 
-use crate::cli::{Command, LinkAction};
+use crate::cli::{Command, ConfigAction, LinkAction};
 
 pub use import::vcon_files;
 
@@ -43,6 +43,11 @@ pub async fn run(command: Command, settings: &Settings) -> Option<Result<()>> {
         },
         Command::Link { action: test @ LinkAction::Test { .. } } => run_link_test(test, settings).await,
         Command::Migrate { to, concurrency } => migrate::run(settings, to, concurrency).await,
+        Command::Config { action: ConfigAction::Schema } => {
+            serde_json::to_string_pretty(&conserver_config::config_schema())
+                .map(|text| println!("{text}"))
+                .map_err(Into::into)
+        }
         Command::Serve { .. } | Command::Check { .. } => return None,
     })
 }
