@@ -25,6 +25,10 @@ pub enum BrokerError {
     /// Concurrent writers kept an atomic step from finishing; a retry may.
     #[error("{0}")]
     Contended(String),
+    /// The server lacks what the settings ask for (e.g. RedisJSON with
+    /// `CONSERVER_REDIS_JSON=on`); the message says what to change.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl BrokerError {
@@ -41,7 +45,7 @@ impl BrokerError {
             Self::Sqlite { source, .. } => {
                 matches!(source, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
             }
-            Self::Corrupt(_) => false,
+            Self::Corrupt(_) | Self::Unsupported(_) => false,
             Self::Contended(_) => true,
         }
     }

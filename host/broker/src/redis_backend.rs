@@ -82,7 +82,14 @@ impl RedisBroker {
     /// Keep `vcon:{uuid}` as RedisJSON when `mode` says so (by default when the
     /// server has the module; see `redis_json`).
     pub async fn with_json(mut self, mode: JsonMode) -> Result<Self> {
-        self.form = redis_json::choose(&self.conn, mode).await.op("detect RedisJSON")?;
+        self.form = redis_json::choose(&self.conn, mode).await.op("detect RedisJSON")?.ok_or_else(|| {
+            BrokerError::Unsupported(
+                "CONSERVER_REDIS_JSON=on, but this Redis has no RedisJSON module (MODULE LIST does not name \
+                 ReJSON and JSON.GET is refused): use Redis Stack or a Redis with the JSON module, or set \
+                 CONSERVER_REDIS_JSON=auto"
+                    .into(),
+            )
+        })?;
         if self.form == DocumentForm::Json {
             tracing::info!("vCons are kept as RedisJSON documents (the Python server's form on Redis Stack)");
         }

@@ -52,13 +52,14 @@ pub enum DocumentForm {
     Json,
 }
 
-/// The form `mode` asks for on the server behind `conn`.
-pub(crate) async fn choose(conn: &Conn, mode: JsonMode) -> RedisResult<DocumentForm> {
+/// The form `mode` asks for on the server behind `conn`; `Ok(None)` when
+/// `mode` is `On` and the server has no JSON module.
+pub(crate) async fn choose(conn: &Conn, mode: JsonMode) -> RedisResult<Option<DocumentForm>> {
     Ok(match mode {
-        JsonMode::Off => DocumentForm::Text,
-        JsonMode::On => DocumentForm::Json,
-        JsonMode::Auto if has_json_module(conn).await? => DocumentForm::Json,
-        JsonMode::Auto => DocumentForm::Text,
+        JsonMode::Off => Some(DocumentForm::Text),
+        JsonMode::On | JsonMode::Auto if has_json_module(conn).await? => Some(DocumentForm::Json),
+        JsonMode::On => None,
+        JsonMode::Auto => Some(DocumentForm::Text),
     })
 }
 
@@ -146,23 +147,43 @@ pub(crate) async fn put(conn: &Conn, key: &str, json: &str, ttl: Ttl) -> RedisRe
     }
 }
 
-/// `key` holds a plain string: replace it with the JSON document, keeping its TTL
-/// for [`Ttl::Keep`].
+/// `key` holds a plain string: replace it with the JSON document in one atomic
+/// step, its TTL kept for [`Ttl::Keep`]; a document RedisJSON refuses leaves the
+/// string as it was.
 async fn replace_string(conn: &Conn, key: &str, json: &str, ttl: Ttl) -> RedisResult<()> {
-    let kept: i64 = redis::Cmd::pttl(key).query_async(&mut conn.clone()).await?;
-    let mut batch = Batch::default();
-    batch.add(redis::Cmd::del(key)).add(json_set(key, json));
-    match ttl {
-        Ttl::Keep if kept > 0 => {
-            batch.add(redis::Cmd::pexpire(key, kept));
-        }
-        Ttl::Keep => {}
-        other => {
-            batch.extend(ttl_after_write(key, other));
-        }
-    }
-    batch.run(conn).await.map(drop)
+    let mode = match ttl {
+        Ttl::Keep => "keep".to_string(),
+        Ttl::Secs(0) => "none".to_string(),
+        Ttl::Secs(secs) => crate::clamped_ttl(secs).to_string(),
+    };
+    REPLACE_STRING.key(key).arg(json).arg(mode).invoke_async::<i64>(&mut conn.clone()).await.map(drop)
 }
+
+/// KEYS[1] holds a plain string (or nothing): write ARGV[1] there as RedisJSON;
+/// ARGV[2] is `keep` (the old TTL), `none` or a TTL in seconds.
+static REPLACE_STRING: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local old = redis.call('GET', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+local set = redis.pcall('JSON.SET', KEYS[1], '.', ARGV[1])
+if type(set) == 'table' and set.err then
+  if old then
+    redis.call('SET', KEYS[1], old)
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+  end
+  return redis.error_reply(set.err)
+end
+if ARGV[2] == 'keep' then
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+elseif ARGV[2] ~= 'none' then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return 1
+",
+    )
+});
 
 /// Write `json` at `key` as RedisJSON unless the key exists; `true` if written.
 /// The TTL is set by the caller (`expire_after_create`) only when it was.

@@ -319,13 +319,28 @@ impl Config {
     fn parse_substituted(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let parse_error = |message: String| ConfigError::Parse { path: path.to_path_buf(), message };
         // An empty document (or only comments) is an empty config, as in Python.
-        let document: Option<Value> = serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let mut yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        // YAML merge keys (`<<: *defaults`), which PyYAML applies, are applied
+        // first; such a file is read from the merged value (type errors then
+        // carry the key path, and the line where it can be found).
+        let merged = text.contains("<<");
+        if merged {
+            yaml.apply_merge().map_err(|e| parse_error(e.to_string()))?;
+        }
+        let document: Value = serde_yaml_ng::from_value(yaml.clone()).map_err(|e| parse_error(e.to_string()))?;
         let mut config: Config = match document {
-            None | Some(Value::Null) => Config::default(),
-            Some(document) => {
+            Value::Null => Config::default(),
+            document => {
                 keys::check(&document, text, path)?;
-                serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
-                    .map_err(|e| type_error(e, path))?
+                let typed = if merged {
+                    serde_path_to_error::deserialize(yaml)
+                        .map_err(|e| type_error(e, path))
+                        .map_err(|e| with_line(e, text))
+                } else {
+                    serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
+                        .map_err(|e| type_error(e, path))
+                };
+                typed?
             }
         };
         config.resolve_legacy_aliases(path);
@@ -625,6 +640,26 @@ imports:
     }
 
     #[test]
+    fn yaml_merge_keys_are_applied_as_pyyaml_does() {
+        let config = parse(
+            "defaults: &llm\n  model: gpt-test\n  prompt: hi\nlinks:\n  a:\n    module: links.analyze\n    options:\n      <<: *llm\n      analysis_type: summary\n",
+        );
+        // `defaults` only holds the anchor (no section is called anything like
+        // it): ignored with a warning, and the merge applied.
+        let config = config.unwrap();
+        assert_eq!(
+            config.links["a"].options,
+            Some(serde_json::json!({"model": "gpt-test", "prompt": "hi", "analysis_type": "summary"}))
+        );
+        let config = parse(
+            "links:\n  a: &base\n    module: links.analyze\n    options: {model: gpt-test}\n  b:\n    <<: *base\n    options: {model: other}\n",
+        )
+        .unwrap();
+        assert_eq!(config.links["b"].module.as_deref(), Some("links.analyze"));
+        assert_eq!(config.links["b"].options, Some(serde_json::json!({"model": "other"})));
+    }
+
+    #[test]
     fn an_enabled_chain_that_reads_no_list_is_refused() {
         let err = parse("chains:\n  c:\n    links: []\n    egress_lists: [out]\n").unwrap_err().to_string();
         assert!(err.contains("chains.c.ingress_lists") && err.contains("reads no list"), "{err}");
@@ -689,7 +724,7 @@ mod feature_tests {
     #[test]
     fn inline_chain_options_merge_over_the_link() {
         let config = parse(
-            "links:\n  tag:\n    module: links.tag\n    options: {tags: [a], keep: 1}\nstorages:\n  f:\n    module: storage.file\nchains:\n  c:\n    ingress_lists: [in]\n    links:\n      - tag: {tags: [b]}\n      - tag\n    storages:\n      - f: {path: /tmp/x}\n    timeout: 2.5\n",
+            "links:\n  tag:\n    component: my-tag.wasm\n    options: {tags: [a], keep: 1}\nstorages:\n  f:\n    module: storage.file\nchains:\n  c:\n    ingress_lists: [in]\n    links:\n      - tag: {tags: [b]}\n      - tag\n    storages:\n      - f: {path: /tmp/x}\n    timeout: 2.5\n",
             &[],
         )
         .unwrap();
@@ -705,6 +740,24 @@ mod feature_tests {
         assert_eq!(chain.storages[0].options, Some(json!({"path": "/tmp/x"}).as_object().unwrap().clone()));
         assert_eq!(chain.timeout, Some(2.5));
         assert!(parse("chains:\n  c:\n    links: [{a: 1, b: 2}]\n", &[]).is_err());
+    }
+
+    #[test]
+    fn standard_link_options_are_checked_as_defined_and_as_merged_in_a_chain() {
+        let err =
+            parse("links:\n  tag:\n    module: links.tag\n    options:\n      tags: 5\n", &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("links.tag.options.tags") && err.contains("line 5") && err.contains("must be a list"),
+            "{err}"
+        );
+        let err =
+            parse("links:\n  tag:\n    module: links.tag\n    options: {tagz: [a]}\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("did you mean `tags`?"), "{err}");
+        let chain = "links:\n  tag:\n    module: links.tag\nchains:\n  c:\n    ingress_lists: [in]\n    links:\n      - tag: {tags: 5}\n";
+        let err = parse(chain, &[]).unwrap_err().to_string();
+        assert!(err.contains("chains.c.links[0].tag.tags"), "{err}");
+        // A component from elsewhere brings no schema.
+        parse("links:\n  t:\n    component: x.wasm\n    options: {tags: 5}\n", &[]).unwrap();
     }
 
     #[test]

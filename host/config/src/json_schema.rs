@@ -90,7 +90,10 @@ fn has_type(value: &Value, name: &str) -> bool {
         "array" => value.is_array(),
         "object" => value.is_object(),
         "number" => value.is_number(),
-        "integer" => value.as_i64().is_some() || value.as_u64().is_some(),
+        // As JSON Schema counts them: `3.0` is an integer.
+        "integer" => {
+            value.as_i64().is_some() || value.as_u64().is_some() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
         _ => false,
     }
 }
@@ -119,25 +122,26 @@ fn validate_at(schema: &Value, value: &Value, at: &str) -> Result<(), (String, S
         };
         if !names.is_empty() && !names.iter().any(|name| has_type(value, name)) {
             let wanted: Vec<&str> = names.iter().map(|n| type_name(n)).collect();
-            return fail(format!("must be {}, not {} ({value})", wanted.join(" or "), kind(value)));
+            // The kind only, never the value: it may be a secret from `${VAR}`.
+            return fail(format!("must be {}, not {}", wanted.join(" or "), kind(value)));
         }
     }
     if let Some(Value::Array(allowed)) = schema.get("enum")
         && !allowed.contains(value)
     {
         let choices: Vec<String> = allowed.iter().map(Value::to_string).collect();
-        return fail(format!("is {value}; it must be one of {}", choices.join(", ")));
+        return fail(format!("must be one of {}", choices.join(", ")));
     }
     if let Some(number) = value.as_f64() {
         if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64)
             && number < minimum
         {
-            return fail(format!("is {value}; it must be at least {minimum}"));
+            return fail(format!("must be at least {minimum}"));
         }
         if let Some(maximum) = schema.get("maximum").and_then(Value::as_f64)
             && number > maximum
         {
-            return fail(format!("is {value}; it must be at most {maximum}"));
+            return fail(format!("must be at most {maximum}"));
         }
     }
     if let (Some(text), Some(min)) = (value.as_str(), schema.get("minLength").and_then(Value::as_u64))
@@ -240,6 +244,10 @@ mod tests {
         assert!(problem.contains("did you mean `tags`?"), "{problem}");
         assert!(validate(&schema, &json!({"rate": 1.5})).unwrap_err().1.contains("at most 1"));
         assert!(validate(&schema, &json!({"mode": "c"})).unwrap_err().1.contains("one of \"a\", \"b\""));
+        assert!(
+            !validate(&schema, &json!({"tags": "s3cret-value"})).unwrap_err().1.contains("s3cret"),
+            "no value echoed"
+        );
         assert_eq!(validate(&schema, &json!({"nested": {"x": 1.5}})).unwrap_err().0, "nested.x");
     }
 

@@ -19,10 +19,18 @@ struct Section {
     known: &'static [&'static str],
     /// Keys Python configs carry that are accepted and ignored, with why.
     python_only: Vec<(&'static str, &'static str)>,
+    /// Whether a key close to no known one is an error too (else a warning:
+    /// the top level may hold YAML anchors under a name of the user's own).
+    refuse_unrelated: bool,
 }
 
 fn top() -> Section {
-    Section { what: "top-level section", known: fields_of::<Config>(), python_only: Vec::new() }
+    Section {
+        what: "top-level section",
+        known: fields_of::<Config>(),
+        python_only: Vec::new(),
+        refuse_unrelated: false,
+    }
 }
 
 /// Keys Python configs carry that this host does not use, by section: they
@@ -40,19 +48,34 @@ fn python_only(section: &str) -> Vec<(&'static str, &'static str)> {
 }
 
 fn link() -> Section {
-    Section { what: "link key", known: fields_of::<LinkDef>(), python_only: python_only("links") }
+    Section {
+        what: "link key",
+        known: fields_of::<LinkDef>(),
+        python_only: python_only("links"),
+        refuse_unrelated: true,
+    }
 }
 
 fn chain() -> Section {
-    Section { what: "chain key", known: fields_of::<ChainDef>(), python_only: python_only("chains") }
+    Section {
+        what: "chain key",
+        known: fields_of::<ChainDef>(),
+        python_only: python_only("chains"),
+        refuse_unrelated: true,
+    }
 }
 
 fn storage() -> Section {
-    Section { what: "storage key", known: fields_of::<StorageDef>(), python_only: python_only("storages") }
+    Section {
+        what: "storage key",
+        known: fields_of::<StorageDef>(),
+        python_only: python_only("storages"),
+        refuse_unrelated: true,
+    }
 }
 
 fn follower() -> Section {
-    Section { what: "follower key", known: fields_of::<FollowerDef>(), python_only: Vec::new() }
+    Section { what: "follower key", known: fields_of::<FollowerDef>(), python_only: Vec::new(), refuse_unrelated: true }
 }
 
 /// The field names serde's derive gives struct `T` (what it deserialises), so
@@ -157,6 +180,10 @@ fn check_section(
         }
         let hint = match closest(key, section.known) {
             Some(meant) => format!("did you mean `{meant}`? "),
+            None if !section.refuse_unrelated => {
+                tracing::warn!(file = %path.display(), key = %dotted, line, "top-level key ignored (no section has this name)");
+                continue;
+            }
             None => String::new(),
         };
         return Err(ConfigError::Invalid {

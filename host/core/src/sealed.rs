@@ -34,8 +34,9 @@ pub enum ChainInput {
 /// How `document` (a stored vCon) enters a chain's links; an error says why a
 /// signed document has no payload a link could read.
 pub fn chain_input(document: &str) -> Result<ChainInput, String> {
-    // Most vCons are plain: only a document naming these members can be another form.
-    if !(document.contains("\"signatures\"") || document.contains("\"ciphertext\"")) {
+    // Most vCons are plain: only a document naming these members (or escaping
+    // characters, which could spell them) can be another form.
+    if !(document.contains("\"signatures\"") || document.contains("\"ciphertext\"") || document.contains("\\u")) {
         return Ok(ChainInput::Plain);
     }
     let Ok(map) = serde_json::from_str::<Map<String, Value>>(document) else { return Ok(ChainInput::Plain) };
@@ -121,6 +122,9 @@ mod tests {
         assert_eq!(payload["uuid"], "018f3c2a-1b2c-8d3e-9f40-51a2b3c4d5e6");
         // A plain vCon that merely mentions the words stays plain.
         assert_eq!(chain_input(r#"{"uuid":"a","subject":"\"signatures\""}"#), Ok(ChainInput::Plain));
+        // A member name spelt with escapes is still the member.
+        let escaped = fixture("call_signed.vcon.json").replace("\"signatures\"", "\"\\u0073ignatures\"");
+        assert!(matches!(chain_input(&escaped), Ok(ChainInput::Signed { .. })));
     }
 
     #[test]

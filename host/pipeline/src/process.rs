@@ -276,11 +276,18 @@ async fn run_chain(
                 Err(problem) => return Ok(Err(Failure { step: "successor".into(), error: problem, retryable: false })),
             };
             store_successor(broker, &successor_uuid, &successor, options).await?;
-            // The signed original stays under its uuid, and is stored too.
-            if let Err(failure) = store(chain, uuid, &original, options.parallel_storage).await {
+            // The signed original stays under its uuid; a chain that completes
+            // stores it too (a halted one stores nothing, as for any vCon), and
+            // a TTL a link asked for applies to both.
+            if halted_by.is_none()
+                && let Err(failure) = store(chain, uuid, &original, options.parallel_storage).await
+            {
                 return Ok(Err(failure));
             }
-            settle_ttl(broker, chain, uuid, &[], None, options).await?;
+            if let Some(secs) = expiry {
+                broker.expire_vcon(uuid, secs).await?;
+            }
+            settle_ttl(broker, chain, uuid, &[], expiry, options).await?;
             metrics::record_sealed(&chain.name, "signed", "successor");
             tracing::info!(chain = %chain.name, vcon_uuid = uuid, successor = %successor_uuid, "signed vCon changed by a link: passed on as an unsigned successor");
             (successor_uuid, successor)

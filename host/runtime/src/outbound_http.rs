@@ -234,8 +234,14 @@ impl Target {
 
 /// The addresses `target` may be reached at: its resolved addresses minus the
 /// internal ones no allow-list entry grants by address or CIDR block (in resolver
-/// order). The caller connects to exactly these, never to the name again.
-async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result<Vec<SocketAddr>, HttpError> {
+/// order); with `all`, none when any is refused. The caller connects to exactly
+/// these, never to the name again.
+async fn resolve(
+    target: &Target,
+    allowed: &[AllowedHost],
+    link: &str,
+    all: bool,
+) -> Result<Vec<SocketAddr>, HttpError> {
     let addresses: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, target.port)],
         Err(_) => tokio::net::lookup_host((target.host.as_str(), target.port))
@@ -253,7 +259,8 @@ async fn resolve(target: &Target, allowed: &[AllowedHost], link: &str) -> Result
             refused = Some(ip);
         }
     }
-    if !usable.is_empty() {
+    let complete = !all || refused.is_none();
+    if complete && !usable.is_empty() {
         return Ok(usable);
     }
     match refused {
@@ -273,8 +280,9 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'st
 /// takes the request in absolute form.
 struct Connection {
     stream: Box<dyn Stream>,
-    /// Send the request line with the full URL (to an HTTP proxy).
-    absolute_form: bool,
+    /// To an HTTP proxy: send the request line with the full URL, its host
+    /// replaced by this checked address when there is one (`Host` keeps the name).
+    pinned: Option<Option<IpAddr>>,
     /// `Proxy-Authorization` to add (to an HTTP proxy).
     proxy_authorization: Option<String>,
 }
@@ -289,37 +297,57 @@ async fn open(
     network: &OutboundNetwork,
     limits: HttpLimits,
 ) -> Result<Connection, HttpError> {
-    let direct = |stream: Box<dyn Stream>| Connection { stream, absolute_form: false, proxy_authorization: None };
+    let direct = |stream: Box<dyn Stream>| Connection { stream, pinned: None, proxy_authorization: None };
+    let checked = |all: bool| async move {
+        tokio::time::timeout(DNS_TIMEOUT, resolve(target, allowed, link, all))
+            .await
+            .map_err(|_| HttpError::DnsTimeout)?
+    };
     match network.route(&target.scheme, &target.host, target.port) {
         Route::Direct => {
-            let addresses = resolve(target, allowed, link).await?;
+            let addresses = checked(false).await?;
             let tcp = connect(&addresses, limits).await?;
             Ok(direct(with_tls(tcp, target, network, limits).await?))
         }
         Route::Proxy(proxy) => {
-            // What resolves here is held to the internal-address rule; a name
-            // only the proxy can resolve (or a resolver that does not answer in
-            // the connect time) is left to the proxy.
-            let resolved = tokio::time::timeout(limits.connect_timeout, resolve(target, allowed, link)).await;
-            if let Ok(Err(HttpError::DestinationIpProhibited)) = resolved {
-                return Err(HttpError::DestinationIpProhibited);
-            }
-            let tcp = connect_to_proxy(proxy, limits).await?;
-            if target.scheme == "https" {
-                let tunnel = tokio::time::timeout(limits.connect_timeout, tunnel(tcp, target, proxy))
-                    .await
-                    .map_err(|_| HttpError::ConnectionTimeout)??;
-                Ok(direct(with_tls(tunnel, target, network, limits).await?))
-            } else {
-                Ok(Connection {
+            // The target must resolve here, and to permitted addresses only (the
+            // proxy could pick any of them). The proxy is then asked for that
+            // checked address, not the name, so its own resolution cannot lead
+            // elsewhere — unless the operator has it named (`by_name`).
+            let addresses = checked(true).await?;
+            if target.scheme != "https" {
+                let pinned = (!network.proxy_by_name()).then(|| addresses[0].ip());
+                let tcp = connect_to_proxy(proxy, limits).await?;
+                return Ok(Connection {
                     stream: Box::new(tcp),
-                    absolute_form: true,
+                    pinned: Some(pinned),
                     proxy_authorization: proxy.authorization.clone(),
-                })
+                });
             }
+            // One tunnel per checked address until the proxy opens one (a
+            // dual-stack name whose first address the proxy cannot reach).
+            let candidates: Vec<Option<IpAddr>> = if network.proxy_by_name() {
+                vec![None]
+            } else {
+                addresses.iter().map(|address| Some(address.ip())).collect()
+            };
+            let mut last = HttpError::ConnectionRefused;
+            for pinned in candidates {
+                let tcp = connect_to_proxy(proxy, limits).await?;
+                match tokio::time::timeout(limits.connect_timeout, tunnel(tcp, target, proxy, pinned)).await {
+                    Ok(Ok(tunnel)) => return Ok(direct(with_tls(tunnel, target, network, limits).await?)),
+                    Ok(Err(error)) => last = error,
+                    Err(_) => last = HttpError::ConnectionTimeout,
+                }
+            }
+            Err(last)
         }
     }
 }
+
+/// Longest a target's name lookup may take (the host's bound: a link's own
+/// shorter timeouts do not shorten it).
+const DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `stream` as is for `http://`, wrapped in TLS with the target for `https://`.
 async fn with_tls<S: Stream>(
@@ -363,13 +391,19 @@ async fn connect_to_proxy(proxy: &Proxy, limits: HttpLimits) -> Result<TcpStream
 /// Longest answer head a proxy may send to `CONNECT`.
 const MAX_PROXY_HEAD_BYTES: usize = 8 * 1024;
 
-/// Ask the proxy for a tunnel to `target`; the stream then carries the target's bytes.
-async fn tunnel(mut tcp: TcpStream, target: &Target, proxy: &Proxy) -> Result<TcpStream, HttpError> {
+/// Ask the proxy for a tunnel to `target` (at the checked address `pinned`, or
+/// by name); the stream then carries the target's bytes.
+async fn tunnel(
+    mut tcp: TcpStream,
+    target: &Target,
+    proxy: &Proxy,
+    pinned: Option<IpAddr>,
+) -> Result<TcpStream, HttpError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = if target.host.contains(':') {
-        format!("[{}]:{}", target.host, target.port)
-    } else {
-        format!("{}:{}", target.host, target.port)
+    let authority = match pinned {
+        Some(ip) => SocketAddr::new(ip, target.port).to_string(),
+        None if target.host.contains(':') => format!("[{}]:{}", target.host, target.port),
+        None => format!("{}:{}", target.host, target.port),
     };
     let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if let Some(authorization) = &proxy.authorization {
@@ -425,15 +459,16 @@ async fn send(
     connection: Connection,
     limits: HttpLimits,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-    let Connection { stream, absolute_form, proxy_authorization } = connection;
+    let Connection { stream, pinned, proxy_authorization } = connection;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(HttpError::from)?;
     // The connection is driven by its own task until the response body is read or dropped.
     let driver = tokio::spawn(connection);
-    if absolute_form {
+    if let Some(pinned) = pinned {
         if let Some(value) = proxy_authorization.and_then(|v| http::HeaderValue::from_str(&v).ok()) {
             request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, value);
         }
+        pin_absolute_form(&mut request, pinned)?;
     } else {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
         *request.uri_mut() = http::Uri::try_from(path).map_err(|_| HttpError::HttpRequestUriInvalid)?;
@@ -469,6 +504,24 @@ async fn send(
         Ok(())
     });
     Ok((response, io))
+}
+
+/// An absolute-form request for an HTTP proxy: `Host` set to the URL's
+/// authority, and the URL's host replaced by the checked address `pinned`.
+fn pin_absolute_form<B>(request: &mut http::Request<B>, pinned: Option<IpAddr>) -> Result<(), HttpError> {
+    let uri = request.uri().clone();
+    let authority = uri.authority().ok_or(HttpError::HttpRequestUriInvalid)?.clone();
+    if !request.headers().contains_key(http::header::HOST) {
+        let host = http::HeaderValue::from_str(authority.as_str()).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    let Some(ip) = pinned else { return Ok(()) };
+    let port = authority.port_u16().unwrap_or(80);
+    let mut parts = uri.into_parts();
+    parts.authority =
+        Some(SocketAddr::new(ip, port).to_string().parse().map_err(|_| HttpError::HttpRequestUriInvalid)?);
+    *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    Ok(())
 }
 
 /// A response body that fails once it grows past `max` bytes or stalls longer

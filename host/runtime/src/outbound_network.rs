@@ -11,10 +11,14 @@
 //! request in absolute form), the lower-case spellings too, and `NO_PROXY`
 //! (`*`, host names matching themselves and their sub-domains, `.suffix`,
 //! addresses, CIDR blocks, each optionally `:port`) for targets that go direct.
-//! The link's allow-list is checked on the target before a proxy is involved,
-//! and a target that resolves here is held to the same internal-address rule as
-//! a direct request; one that does not resolve here is named to the proxy,
-//! whose own resolution and policy then apply.
+//! The link's allow-list is checked on the target before a proxy is involved;
+//! the target must resolve here, every address it resolves to must pass the
+//! internal-address rule a direct request meets, and the proxy is asked for
+//! that checked address (so its own resolution cannot lead elsewhere), the TLS
+//! name staying the target's. `CONSERVER_PROXY_BY_NAME=1` names the target to
+//! the proxy instead, for proxies whose policy filters by name; their own
+//! resolution then decides. A target given as an internal address the link is
+//! granted (a loopback service) is reached direct, never through the proxy.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -82,11 +86,12 @@ impl Proxy {
             // `host:port` alone is how some tools write it.
             None => url,
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let (credentials, address) = match authority.rsplit_once('@') {
-            Some((credentials, address)) => (Some(credentials), address),
-            None => (None, authority),
+        // The credentials end at the last `@` (a password may hold `/` or `?`).
+        let (credentials, after) = match rest.rsplit_once('@') {
+            Some((credentials, after)) => (Some(credentials), after),
+            None => (None, rest),
         };
+        let address = after.split(['/', '?', '#']).next().unwrap_or_default();
         let (host, port) = if let Some(bracketed) = address.strip_prefix('[') {
             let (host, after) = bracketed.split_once(']').ok_or_else(|| problem("unclosed `[` in the address"))?;
             (host, after.strip_prefix(':'))
@@ -227,6 +232,7 @@ pub struct OutboundNetwork {
     https_proxy: Option<Proxy>,
     http_proxy: Option<Proxy>,
     no_proxy: Arc<[Bypass]>,
+    by_name: bool,
 }
 
 impl std::fmt::Debug for OutboundNetwork {
@@ -236,6 +242,7 @@ impl std::fmt::Debug for OutboundNetwork {
             .field("https_proxy", &self.https_proxy)
             .field("http_proxy", &self.http_proxy)
             .field("no_proxy", &self.no_proxy)
+            .field("by_name", &self.by_name)
             .finish()
     }
 }
@@ -268,7 +275,9 @@ impl OutboundNetwork {
         let http_proxy = proxy("HTTP_PROXY", "http_proxy")?;
         let no_proxy =
             set("NO_PROXY").or_else(|| set("no_proxy")).map(|list| list.split(',').filter_map(Bypass::parse).collect());
+        let by_name = set("CONSERVER_PROXY_BY_NAME").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
         Self::build(extra, https_proxy, http_proxy, no_proxy.unwrap_or_default())
+            .map(|network| Self { by_name, ..network })
     }
 
     fn build(
@@ -285,7 +294,14 @@ impl OutboundNetwork {
             .map_err(|e| NetworkError::Tls(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Self { tls: Arc::new(tls), extra_roots: added, https_proxy, http_proxy, no_proxy: no_proxy.into() })
+        Ok(Self {
+            tls: Arc::new(tls),
+            extra_roots: added,
+            https_proxy,
+            http_proxy,
+            no_proxy: no_proxy.into(),
+            by_name: false,
+        })
     }
 
     /// How many CA certificates were added to the bundled roots.
@@ -303,8 +319,18 @@ impl OutboundNetwork {
         tokio_rustls::TlsConnector::from(self.tls.clone())
     }
 
-    /// How a request to `scheme://host:port` is sent.
+    /// Whether targets are named to the proxy rather than given as their checked
+    /// address (`CONSERVER_PROXY_BY_NAME=1`).
+    pub(crate) fn proxy_by_name(&self) -> bool {
+        self.by_name
+    }
+
+    /// How a request to `scheme://host:port` is sent: an internal address (which
+    /// the link must be granted) always direct.
     pub(crate) fn route(&self, scheme: &str, host: &str, port: u16) -> Route<'_> {
+        if host.parse::<IpAddr>().is_ok_and(conserver_config::is_internal) {
+            return Route::Direct;
+        }
         let proxy = if scheme == "https" { self.https_proxy.as_ref() } else { self.http_proxy.as_ref() };
         match proxy {
             Some(proxy) if !self.no_proxy.iter().any(|entry| entry.matches(host, port)) => Route::Proxy(proxy),
@@ -357,6 +383,26 @@ mod tests {
         assert!(via_proxy(&net, "https", "11.0.0.1", 443));
         let everything = network(&[("https_proxy", "proxy:3128"), ("no_proxy", "*")]).unwrap();
         assert!(!via_proxy(&everything, "https", "api.openai.com", 443));
+    }
+
+    #[test]
+    fn internal_addresses_go_direct_and_names_are_pinned_unless_asked() {
+        let net = network(&[("HTTPS_PROXY", "http://proxy:3128")]).unwrap();
+        assert!(!via_proxy(&net, "https", "127.0.0.1", 9090), "a granted loopback service is reached direct");
+        assert!(!via_proxy(&net, "https", "10.1.2.3", 443));
+        assert!(via_proxy(&net, "https", "93.184.216.34", 443));
+        assert!(!net.proxy_by_name());
+        let by_name = network(&[("HTTPS_PROXY", "http://proxy:3128"), ("CONSERVER_PROXY_BY_NAME", "1")]).unwrap();
+        assert!(by_name.proxy_by_name());
+    }
+
+    #[test]
+    fn a_password_with_reserved_characters_stays_a_password() {
+        let net = network(&[("HTTPS_PROXY", "http://alice:12/34@proxy:3128")]).unwrap();
+        let Route::Proxy(proxy) = net.route("https", "example.com", 443) else { panic!("expected the proxy") };
+        assert_eq!((proxy.host.as_str(), proxy.port), ("proxy", 3128));
+        assert!(proxy.authorization.is_some());
+        assert!(!format!("{net:?}").contains("12/34"));
     }
 
     #[test]
