@@ -17,6 +17,17 @@ async fn connect(port: u16) -> redis::aio::MultiplexedConnection {
     client.get_multiplexed_async_connection().await.unwrap()
 }
 
+/// Store `vcon` at `vcon:{uuid}` as the Python server does on Redis Stack.
+async fn json_set(conn: &mut redis::aio::MultiplexedConnection, uuid: &str, vcon: &Value) {
+    let () = redis::cmd("JSON.SET")
+        .arg(format!("vcon:{uuid}"))
+        .arg(".")
+        .arg(vcon.to_string())
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 /// `vcon:{uuid}` read as RedisJSON, if it is one (a plain `GET` is refused).
 async fn json_document(conn: &mut redis::aio::MultiplexedConnection, uuid: &str) -> Option<Value> {
     let key = format!("vcon:{uuid}");
@@ -33,13 +44,7 @@ async fn a_python_store_with_both_forms_is_processed_and_written_as_redisjson() 
     let (ingress, egress) = (unique("json-in"), unique("json-out"));
     // What a Python server on Redis Stack left, and a plain string from before it.
     let (python, python_vcon) = fresh_vcon();
-    let () = redis::cmd("JSON.SET")
-        .arg(format!("vcon:{python}"))
-        .arg(".")
-        .arg(python_vcon.to_string())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    json_set(&mut conn, &python, &python_vcon).await;
     let (plain, plain_vcon) = fresh_vcon();
     let () = conn.set(format!("vcon:{plain}"), plain_vcon.to_string()).await.unwrap();
     let () = conn.rpush(&ingress, &[&python, &plain]).await.unwrap();
@@ -91,13 +96,7 @@ async fn migrate_converts_a_store_in_place_keeps_ttls_and_resumes() {
         strings.push(uuid);
     }
     let (already_json, vcon) = fresh_vcon();
-    let () = redis::cmd("JSON.SET")
-        .arg(format!("vcon:{already_json}"))
-        .arg(".")
-        .arg(vcon.to_string())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    json_set(&mut conn, &already_json, &vcon).await;
 
     let (ok, output) = migrate(port, "json");
     assert!(ok, "{output}");

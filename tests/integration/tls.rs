@@ -15,31 +15,29 @@ struct TlsRedis {
     port: u16,
 }
 
+/// A `redis-server` command listening only with TLS on `port` of 127.0.0.1,
+/// without persistence, with `cert`/`key` and `ca`'s certificate.
+fn tls_redis_server(port: u16, cert: &std::path::Path, key: &std::path::Path, ca: &TestCa) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--tls-cert-file")
+        .arg(cert)
+        .arg("--tls-key-file")
+        .arg(key)
+        .arg("--tls-ca-cert-file")
+        .arg(ca.ca_file())
+        .stdout(Stdio::null());
+    command
+}
+
 impl TlsRedis {
     fn start(ca: &TestCa) -> Self {
         let (cert, key) = ca.issue("redis-server");
         let port = crate::support::free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--tls-port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--tls-cert-file")
-            .arg(&cert)
-            .arg("--tls-key-file")
-            .arg(&key)
-            .arg("--tls-ca-cert-file")
-            .arg(ca.ca_file())
+        let child = tls_redis_server(port, &cert, &key, ca)
             .args(["--tls-auth-clients", "yes"])
-            .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (with TLS support, as Debian builds it)");
         let child = KillOnDrop(child);
@@ -156,18 +154,10 @@ impl TlsCluster {
         let ports: Vec<u16> = (0..3).map(|_| crate::support::free_port()).collect();
         let mut nodes = Vec::new();
         for port in &ports {
-            let child = Command::new("redis-server")
+            let child = tls_redis_server(*port, &cert, &key, ca)
                 .current_dir(dir.path())
-                .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--tls-cluster", "yes"])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf"), "--tls-auth-clients", "no"])
-                .arg("--tls-cert-file")
-                .arg(&cert)
-                .arg("--tls-key-file")
-                .arg(&key)
-                .arg("--tls-ca-cert-file")
-                .arg(ca.ca_file())
-                .stdout(Stdio::null())
+                .args(["--cluster-enabled", "yes", "--tls-cluster", "yes", "--tls-auth-clients", "no"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .spawn()
                 .expect("redis-server (with TLS support, as Debian builds it)");
             nodes.push(KillOnDrop(child));

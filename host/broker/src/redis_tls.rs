@@ -49,7 +49,7 @@ pub(crate) fn parse_url(url: &str) -> ParsedUrl {
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value);
+        let value = conserver_core::percent_decode(value);
         match name {
             "ssl_ca_certs" => tls.ca_file = Some(PathBuf::from(value)),
             "ssl_certfile" => tls.client_cert_file = Some(PathBuf::from(value)),
@@ -71,24 +71,6 @@ pub(crate) fn parse_url(url: &str) -> ParsedUrl {
         url.push_str(fragment);
     }
     ParsedUrl { url, tls, insecure }
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(byte) = value.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl RedisTls {

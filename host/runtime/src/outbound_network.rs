@@ -110,31 +110,11 @@ impl Proxy {
         };
         let authorization = credentials.map(|credentials| {
             let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
-            let pair = format!("{}:{}", percent_decode(user), percent_decode(password));
+            let pair = format!("{}:{}", conserver_core::percent_decode(user), conserver_core::percent_decode(password));
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
         });
         Ok(Self { host: host.to_ascii_lowercase(), port, authorization })
     }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) =
-                (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
-        {
-            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One `NO_PROXY` entry.
