@@ -118,7 +118,14 @@ pub(crate) async fn get(conn: &Conn, key: &str, form: DocumentForm) -> RedisResu
     match form {
         DocumentForm::Text => match redis::Cmd::get(key).query_async::<Option<String>>(&mut conn.clone()).await {
             Err(error) if is_wrong_type(&error) => {
-                json_get(key).query_async(&mut conn.clone()).await.map_err(|_| error)
+                json_get(key).query_async(&mut conn.clone()).await.map_err(|json_error| {
+                    // Trouble reaching Redis is that; a refusal keeps the first error.
+                    if json_error.is_io_error() || json_error.is_timeout() || json_error.is_connection_dropped() {
+                        json_error
+                    } else {
+                        error
+                    }
+                })
             }
             other => other,
         },
@@ -186,7 +193,7 @@ return 1
 });
 
 /// Write `json` at `key` as RedisJSON unless the key exists; `true` if written.
-/// The TTL is set by the caller (`expire_after_create`) only when it was.
+/// `JSON.SET` takes no TTL: the caller sets it, with the index, when it was.
 pub(crate) async fn create(conn: &Conn, key: &str, json: &str) -> RedisResult<bool> {
     let mut set = json_set(key, json);
     set.arg("NX");
