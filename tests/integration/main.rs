@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 mod bad_input;
+mod broker_round_trips;
 mod capabilities;
 mod cli;
 mod containers;

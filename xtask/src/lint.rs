@@ -4,6 +4,7 @@
 //!   template;
 //! * tests read nothing outside the repository ([`crate::repo_paths`]);
 //! * released WIT packages unchanged ([`crate::wit_freeze`]);
+//! * host crates depend only on what `docs/architecture.md` allows ([`crate::crate_rules`]);
 //! * dependency licences accepted ([`crate::licences`]);
 //! * `cargo clippy --all-targets -- -D warnings` on the host workspace (also the
 //!   API-only feature set), the links workspace (natively, with its tests, and for
@@ -23,7 +24,7 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::{HOST_TRIPLE, cargo, licences, repo_paths, step, target_dir, wit_freeze};
+use crate::{HOST_TRIPLE, cargo, crate_rules, licences, repo_paths, step, target_dir, wit_freeze};
 
 /// Make `command` (a cargo build or test) lint the project's crates with clippy,
 /// warnings denied, while it compiles them.
@@ -44,6 +45,7 @@ pub fn static_checks(root: &Path) -> Result<()> {
     }
     step("test paths", || repo_paths::check(root))?;
     step("WIT freeze", || wit_freeze::check(root))?;
+    step("crate dependency rules", || crate_rules::check(root))?;
     step("licences", || licences::check(root, &["Cargo.toml", "links/Cargo.toml", "sdk/template/Cargo.toml"]))
 }
 

@@ -34,6 +34,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod crate_rules;
 mod images;
 mod k8s;
 mod licences;

@@ -118,3 +118,16 @@ pub struct ApiState {
     /// The live config (ingress keys, storages) and the way to replace it.
     pub control: Arc<dyn ConfigControl>,
 }
+
+impl ApiState {
+    /// The vCon store over this state's broker, with its TTL settings.
+    pub fn vcons(&self) -> conserver_vcons::VconStore {
+        conserver_vcons::VconStore::new(
+            self.broker.clone(),
+            conserver_vcons::StoreSettings {
+                vcon_expiry_secs: self.settings.vcon_expiry_secs,
+                index_expiry_secs: self.settings.index_expiry_secs,
+            },
+        )
+    }
+}

@@ -8,18 +8,15 @@
 //! destructive pop; popped uuids are then kept in memory and retried until the
 //! local push succeeds. Requests have timeouts; failures back off up to a minute.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use conserver_broker::{Broker, Ttl};
+use conserver_broker::Ttl;
 use conserver_config::FollowerDef;
 use conserver_core::ingest_vcon;
+use conserver_vcons::VconStore;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-
-/// TTL of the party search sets of copied vCons (`VCON_INDEX_EXPIRY` default).
-const INDEX_TTL_SECS: u64 = 86_400;
 
 /// Longest pause between attempts after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -28,7 +25,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub struct Follower {
     name: String,
     def: FollowerDef,
-    broker: Arc<dyn Broker>,
+    /// Where copies are stored (indexed as any ingested vCon) and queued.
+    store: VconStore,
     client: reqwest::Client,
     header: String,
     /// uuids popped destructively (Python remote) but not yet pushed locally.
@@ -45,12 +43,12 @@ enum Mode {
 
 impl Follower {
     /// A follower `name` for `def`, sending the token in header `header`.
-    pub fn new(name: &str, def: FollowerDef, broker: Arc<dyn Broker>, header: &str) -> Result<Self, reqwest::Error> {
+    pub fn new(name: &str, def: FollowerDef, store: VconStore, header: &str) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()?;
-        Ok(Self { name: name.to_string(), def, broker, client, header: header.to_string(), pending: Vec::new() })
+        Ok(Self { name: name.to_string(), def, store, client, header: header.to_string(), pending: Vec::new() })
     }
 
     fn url(&self, path: &str) -> String {
@@ -123,7 +121,7 @@ impl Follower {
     async fn poll(&mut self, mode: Mode) -> Result<usize, String> {
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
-            if let Err(error) = self.broker.push(&self.def.follower_ingress_list, &pending).await {
+            if let Err(error) = self.store.broker().push(&self.def.follower_ingress_list, &pending).await {
                 self.pending = pending;
                 return Err(format!("local push failed: {error}"));
             }
@@ -160,7 +158,7 @@ impl Follower {
                 }
             }
         }
-        if let Err(error) = self.broker.push(&self.def.follower_ingress_list, &moved).await {
+        if let Err(error) = self.store.broker().push(&self.def.follower_ingress_list, &moved).await {
             if mode == Mode::Pop {
                 self.pending = moved;
             }
@@ -191,25 +189,14 @@ impl Follower {
         }
         let body = response.bytes().await.map_err(shown)?;
         let stored = match ingest_vcon(&body) {
-            Ok(vcon) => {
-                self.broker
-                    .store_vcon(
-                        &vcon.uuid,
-                        &vcon.json,
-                        Ttl::Secs(0),
-                        vcon.created_at.floor(),
-                        &vcon.index_terms,
-                        INDEX_TTL_SECS,
-                    )
-                    .await
-            }
+            Ok(vcon) => self.store.ingest(&vcon, true).await,
             Err(problem) => {
                 tracing::warn!(follower = %self.name, vcon_uuid = %uuid, %problem, "remote vCon stored as received without indexing");
                 let text = serde_json::from_slice::<Value>(&body).map(|v| v.to_string()).map_err(|e| e.to_string())?;
-                self.broker.put_vcon(uuid, &text, Ttl::Secs(0)).await.map(|()| None)
+                self.store.store_as_received(uuid, &text, Ttl::Secs(0)).await
             }
         };
-        stored.map(|_| true).map_err(|e| format!("local store of {uuid} failed: {e}"))
+        stored.map(|()| true).map_err(|e| format!("local store of {uuid} failed: {e}"))
     }
 
     async fn ack(&self, uuids: &[String]) -> Result<(), String> {

@@ -179,7 +179,14 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let followers = config.followers.clone();
     let processing = start_processing(&settings, config, document, broker.clone(), shutdown.clone()).await?;
     for (name, def) in &followers {
-        let follower = follower::Follower::new(name, def.clone(), broker.clone(), &settings.api_header)
+        let store = conserver_vcons::VconStore::new(
+            broker.clone(),
+            conserver_vcons::StoreSettings {
+                vcon_expiry_secs: settings.vcon_expiry_secs,
+                index_expiry_secs: settings.index_expiry_secs,
+            },
+        );
+        let follower = follower::Follower::new(name, def.clone(), store, &settings.api_header)
             .with_context(|| format!("starting follower `{name}`"))?;
         tokio::spawn(follower.run(shutdown.clone()));
     }

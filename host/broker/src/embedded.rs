@@ -17,7 +17,10 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
 use crate::error::SqliteContext;
-use crate::{Broker, BrokerError, CacheWrite, Popped, Popper, Result, Ttl, dlq_list, processing_list};
+use crate::{
+    Broker, BrokerError, CacheWrite, Finish, FinishStep, Popped, Popper, Prefetched, Result, Taken, Ttl, dlq_list,
+    processing_list,
+};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS broker_health (
@@ -170,14 +173,39 @@ impl EmbeddedBroker {
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
+    /// Move the head of `list` to the tail of `processing` and read its
+    /// document, in one transaction (the trace context is in memory).
+    async fn take_head(&self, list: &str, processing: &str) -> Result<Option<Taken>> {
+        let mut tx = self.writer.begin().await.op("begin pop")?;
+        let row = sqlx::query(
+            "UPDATE list_items
+                SET list = ?1, pos = (SELECT COALESCE(MAX(pos), 0) + 1 FROM list_items WHERE list = ?1)
+              WHERE id = (SELECT id FROM list_items WHERE list = ?2 ORDER BY pos LIMIT 1)
+          RETURNING item",
+        )
+        .bind(processing)
+        .bind(list)
+        .fetch_optional(&mut *tx)
+        .await
+        .op("move to processing")?;
+        let Some(uuid) = row.map(|r| r.get::<String, _>(0)) else {
+            tx.rollback().await.op("end pop")?;
+            return Ok(None);
+        };
+        let document = live_doc_in(&mut tx, &uuid, now_secs()).await?;
+        tx.commit().await.op("commit pop")?;
+        let trace_context = if conserver_core::trace_context::enabled() {
+            self.contexts.pop(&crate::trace_context_key(list, &uuid))
+        } else {
+            None
+        };
+        let item = Popped { list: list.to_string(), uuid };
+        Ok(Some(Taken { item, prefetched: Some(Prefetched { document: Some(document), trace_context }) }))
+    }
+
     async fn remove_one(&self, list: &str, item: &str) -> Result<()> {
-        sqlx::query("DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)")
-            .bind(list)
-            .bind(item)
-            .execute(&self.writer)
-            .await
-            .op("remove from list")?;
-        Ok(())
+        let mut conn = self.writer.acquire().await.op("acquire")?;
+        remove_one_in(&mut conn, list, item).await
     }
 
     async fn pop_end(&self, list: &str, order: &'static str) -> Result<Option<String>> {
@@ -235,15 +263,7 @@ impl Broker for EmbeddedBroker {
             }
             let mut tx = self.writer.begin().await.op("begin push")?;
             for uuid in uuids {
-                sqlx::query(
-                    "INSERT INTO list_items (list, pos, item)
-                     SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
-                )
-                .bind(list)
-                .bind(uuid)
-                .execute(&mut *tx)
-                .await
-                .op("push")?;
+                push_in(&mut tx, list, uuid).await?;
             }
             tx.commit().await.op("commit push")?;
             self.pushed.notify_waiters();
@@ -341,6 +361,45 @@ impl Broker for EmbeddedBroker {
 
     async fn ack(&self, worker: &str, item: &Popped) -> Result<()> {
         self.remove_one(&processing_list(&item.list, worker), &item.uuid).await
+    }
+
+    async fn finish(&self, worker: &str, item: &Popped, finish: &Finish) -> Result<()> {
+        self.tracked(async {
+            let now = now_secs();
+            let mut tx = self.writer.begin().await.op("begin finish")?;
+            let mut contexts = Vec::new();
+            for step in &finish.steps {
+                match step {
+                    FinishStep::Write { uuid, json, ttl } => put_in(&mut tx, uuid, json, *ttl, now).await?,
+                    FinishStep::Index { uuid, score, terms, terms_ttl_secs } => {
+                        index_in(&mut tx, uuid, *score, terms, *terms_ttl_secs).await?;
+                    }
+                    FinishStep::Expire { uuid, secs: ttl } => {
+                        let expires_at = if *ttl == 0 { None } else { Some(now.saturating_add(secs(*ttl))) };
+                        sqlx::query("UPDATE vcons SET expires_at = ?2 WHERE uuid = ?1")
+                            .bind(uuid)
+                            .bind(expires_at)
+                            .execute(&mut *tx)
+                            .await
+                            .op("expire vcon")?;
+                    }
+                    FinishStep::Push { list, uuid } => push_in(&mut tx, list, uuid).await?,
+                    FinishStep::TraceContext { list, uuid, context_json, ttl_secs } => {
+                        contexts.push((crate::trace_context_key(list, uuid), context_json, *ttl_secs));
+                    }
+                }
+            }
+            remove_one_in(&mut tx, &processing_list(&item.list, worker), &item.uuid).await?;
+            tx.commit().await.op("commit finish")?;
+            for (key, context, ttl) in contexts {
+                self.contexts.push(key, context, ttl);
+            }
+            if finish.pushes_to().next().is_some() {
+                self.pushed.notify_waiters();
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn requeue(&self, worker: &str, item: &Popped) -> Result<()> {
@@ -768,6 +827,31 @@ async fn index_in(
     Ok(())
 }
 
+/// Append `uuid` to the tail of `list` (inside the caller's transaction).
+async fn push_in(conn: &mut sqlx::SqliteConnection, list: &str, uuid: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO list_items (list, pos, item)
+         SELECT ?1, COALESCE(MAX(pos), 0) + 1, ?2 FROM list_items WHERE list = ?1",
+    )
+    .bind(list)
+    .bind(uuid)
+    .execute(&mut *conn)
+    .await
+    .op("push")?;
+    Ok(())
+}
+
+/// Remove the first occurrence of `item` from `list` (inside the caller's transaction).
+async fn remove_one_in(conn: &mut sqlx::SqliteConnection, list: &str, item: &str) -> Result<()> {
+    sqlx::query("DELETE FROM list_items WHERE id = (SELECT id FROM list_items WHERE list = ?1 AND item = ?2 ORDER BY pos LIMIT 1)")
+        .bind(list)
+        .bind(item)
+        .execute(&mut *conn)
+        .await
+        .op("remove from list")?;
+    Ok(())
+}
+
 /// Round-robin mover for the embedded backend.
 struct EmbeddedPopper {
     broker: EmbeddedBroker,
@@ -777,7 +861,7 @@ struct EmbeddedPopper {
 
 #[async_trait]
 impl Popper for EmbeddedPopper {
-    async fn pop(&mut self, lists: &[String], wait: Duration) -> Result<Option<Popped>> {
+    async fn pop(&mut self, lists: &[String], wait: Duration) -> Result<Option<Taken>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Register interest before looking, so a push in between still wakes us.
@@ -789,8 +873,8 @@ impl Popper for EmbeddedPopper {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
                 for offset in 0..lists.len() {
                     let list = &lists[(start + offset) % lists.len()];
-                    if let Some(uuid) = self.broker.move_head(list, &processing_list(list, &self.worker)).await? {
-                        return Ok(Some(Popped { list: list.clone(), uuid }));
+                    if let Some(taken) = self.broker.take_head(list, &processing_list(list, &self.worker)).await? {
+                        return Ok(Some(taken));
                     }
                 }
             }

@@ -12,11 +12,13 @@
 
 mod embedded;
 mod error;
+mod finish;
 mod keys;
 mod link_cache;
 mod redis_backend;
 mod redis_conn;
 mod redis_json;
+mod redis_scripts;
 mod redis_tls;
 mod trace_context;
 
@@ -27,6 +29,7 @@ use conserver_core::DlqReason;
 
 pub use embedded::EmbeddedBroker;
 pub use error::BrokerError;
+pub use finish::{Finish, FinishStep, Prefetched, Taken, finish_step_by_step};
 pub use keys::{WORKERS_KEY, dlq_list, dlq_reasons_key, heartbeat_key, processing_list, trace_context_key, vcon_key};
 pub use link_cache::{CACHE_BUCKET_SECS, CACHE_ENTRY_OVERHEAD_BYTES, CACHE_MAX_TTL_SECS, CacheWrite};
 pub use redis_backend::RedisBroker;
@@ -114,6 +117,10 @@ pub trait Broker: Send + Sync + 'static {
     async fn popper(&self, worker: &str) -> Result<Box<dyn Popper>>;
     /// Forget a finished item: remove it from the worker's processing list.
     async fn ack(&self, worker: &str, item: &Popped) -> Result<()>;
+    /// The whole wrap-up of a processed vCon, then the ack of `item`, as one
+    /// operation (see [`Finish`]): one script on Redis, one transaction on the
+    /// embedded broker. An error leaves `item` held (it runs again).
+    async fn finish(&self, worker: &str, item: &Popped, finish: &Finish) -> Result<()>;
     /// Return an unfinished item to the head of its ingress list, atomically.
     async fn requeue(&self, worker: &str, item: &Popped) -> Result<()>;
     /// Record that `worker` is alive and consumes `lists`; without a renewal the
@@ -217,5 +224,7 @@ pub trait Popper: Send {
     /// Move the head of one of `lists` to the worker's processing list for it,
     /// waiting up to `wait` for one to arrive. Lists are served round-robin so none
     /// starves another.
-    async fn pop(&mut self, lists: &[String], wait: Duration) -> Result<Option<Popped>>;
+    /// Where the backend can, the vCon's document (and trace context) is read
+    /// in the same operation ([`Taken::prefetched`]).
+    async fn pop(&mut self, lists: &[String], wait: Duration) -> Result<Option<Taken>>;
 }

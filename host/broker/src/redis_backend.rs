@@ -18,8 +18,8 @@ use crate::redis_conn::{Batch, Conn, Opener};
 use crate::redis_json::{self, Conversion, DocumentForm, JsonMode};
 use crate::redis_tls::RedisTls;
 use crate::{
-    Broker, BrokerError, CacheWrite, Popped, Popper, Result, Ttl, WORKERS_KEY, dlq_list, dlq_reasons_key,
-    heartbeat_key, processing_list, vcon_key,
+    Broker, BrokerError, CacheWrite, Finish, Popped, Popper, Result, Taken, Ttl, WORKERS_KEY, dlq_list,
+    dlq_reasons_key, heartbeat_key, processing_list, vcon_key,
 };
 
 /// Longest a popper blocks in one `BLMOVE` before re-checking shutdown.
@@ -269,11 +269,27 @@ impl Broker for RedisBroker {
 
     async fn popper(&self, worker: &str) -> Result<Box<dyn Popper>> {
         let conn = self.opener.open(MAX_BLOCK + Duration::from_secs(5)).await.op("connect popper")?;
-        Ok(Box::new(RedisPopper { conn, worker: worker.to_string(), next: AtomicUsize::new(0), idle: Duration::ZERO }))
+        let scripted = !conn.is_cluster();
+        Ok(Box::new(RedisPopper {
+            conn,
+            worker: worker.to_string(),
+            next: AtomicUsize::new(0),
+            idle: Duration::ZERO,
+            scripted,
+        }))
     }
 
     async fn ack(&self, worker: &str, item: &Popped) -> Result<()> {
         self.conn().lrem::<_, _, ()>(processing_list(&item.list, worker), 1, &item.uuid).await.op("LREM processing")
+    }
+
+    async fn finish(&self, worker: &str, item: &Popped, finish: &Finish) -> Result<()> {
+        if self.conn.is_cluster() {
+            return crate::finish_step_by_step(self, worker, item, finish).await;
+        }
+        crate::redis_scripts::finish(&self.conn, self.form, &self.sorted_set, worker, item, finish)
+            .await
+            .op("finish vcon")
     }
 
     async fn requeue(&self, worker: &str, item: &Popped) -> Result<()> {
@@ -669,20 +685,65 @@ fn member_uuid(member: &str) -> &str {
     member.strip_prefix("vcon:").unwrap_or(member)
 }
 
-/// Takes uuids with `BLMOVE` (one list) or round-robin `LMOVE` (several lists).
+/// Takes uuids with the pop script (a server) or `BLMOVE` / round-robin `LMOVE`
+/// (a cluster, or a server that refuses the script).
 struct RedisPopper {
     conn: Conn,
     worker: String,
     next: AtomicUsize,
     idle: Duration,
+    /// Whether to pop with the script that reads the document too.
+    scripted: bool,
+}
+
+impl RedisPopper {
+    /// One non-blocking try of every list (from the round-robin position) with
+    /// the pop script. A refusal that is not about reaching Redis turns the
+    /// script off for this popper (and is returned, so the worker checks for an
+    /// item the script may have moved).
+    async fn try_scripted(&mut self, lists: &[String]) -> Result<Option<Taken>> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let ordered: Vec<&String> = (0..lists.len()).map(|offset| &lists[(start + offset) % lists.len()]).collect();
+        let with_context = conserver_core::trace_context::enabled();
+        match crate::redis_scripts::pop(&mut self.conn, &ordered, &self.worker, with_context).await {
+            Ok(taken) => Ok(taken),
+            Err(error) if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() => {
+                Err(error).op("pop script")
+            }
+            Err(error) => {
+                tracing::warn!(worker = %self.worker, %error,
+                    "Redis refused the pop script; popping with LMOVE and reading each vCon separately from now on");
+                self.scripted = false;
+                Err(error).op("pop script")
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl Popper for RedisPopper {
-    async fn pop(&mut self, lists: &[String], wait: Duration) -> Result<Option<Popped>> {
+    async fn pop(&mut self, lists: &[String], wait: Duration) -> Result<Option<Taken>> {
         if lists.is_empty() {
             tokio::time::sleep(wait).await;
             return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.scripted {
+            if let Some(taken) = self.try_scripted(lists).await? {
+                self.idle = Duration::ZERO;
+                return Ok(Some(taken));
+            }
+            if lists.len() == 1 {
+                // One list: wait for it with `BLMOVE` below.
+                break;
+            }
+            // Nothing anywhere: back off from 1 ms up to 50 ms while idle.
+            self.idle = (self.idle * 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(self.idle.min(deadline - now)).await;
         }
         if let [list] = lists {
             let block = wait.min(MAX_BLOCK).as_secs_f64().max(0.01);
@@ -695,9 +756,8 @@ impl Popper for RedisPopper {
                 .query_async(&mut self.conn)
                 .await
                 .op("BLMOVE")?;
-            return Ok(moved.map(|uuid| Popped { list: list.clone(), uuid }));
+            return Ok(moved.map(|uuid| Popped { list: list.clone(), uuid }.into()));
         }
-        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let start = self.next.fetch_add(1, Ordering::Relaxed);
             for offset in 0..lists.len() {
@@ -712,7 +772,7 @@ impl Popper for RedisPopper {
                     .op("LMOVE")?;
                 if let Some(uuid) = moved {
                     self.idle = Duration::ZERO;
-                    return Ok(Some(Popped { list: list.clone(), uuid }));
+                    return Ok(Some(Popped { list: list.clone(), uuid }.into()));
                 }
             }
             // Nothing anywhere: back off from 1 ms up to 50 ms while idle.

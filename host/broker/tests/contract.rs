@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conserver_broker::{
-    Broker, CACHE_ENTRY_OVERHEAD_BYTES, CacheWrite, EmbeddedBroker, Popped, RedisBroker, Ttl, dlq_list, processing_list,
+    Broker, CACHE_ENTRY_OVERHEAD_BYTES, CacheWrite, EmbeddedBroker, Finish, FinishStep, Popped, RedisBroker, Ttl,
+    dlq_list, processing_list,
 };
 use conserver_core::DlqReason;
 
@@ -83,7 +84,7 @@ async fn reliable_pop_moves_acks_and_requeues(broker: Arc<dyn Broker>) {
     broker.push(&list, &["a".into(), "b".into()]).await.unwrap();
     let mut popper = broker.popper(&worker).await.unwrap();
     let lists = [list.clone()];
-    let a = popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    let a = popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap().item;
     assert_eq!(a, Popped { list: list.clone(), uuid: "a".into() });
     // The item is held in the worker's processing list, not lost.
     assert_eq!(broker.range(&processing_list(&list, &worker)).await.unwrap(), ["a"]);
@@ -91,7 +92,7 @@ async fn reliable_pop_moves_acks_and_requeues(broker: Arc<dyn Broker>) {
     broker.ack(&worker, &a).await.unwrap();
     assert_eq!(broker.len(&processing_list(&list, &worker)).await.unwrap(), 0);
 
-    let b = popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    let b = popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap().item;
     broker.push(&list, &["c".into()]).await.unwrap();
     broker.requeue(&worker, &b).await.unwrap();
     // Requeued to the head, ahead of later arrivals.
@@ -119,7 +120,7 @@ async fn a_waiting_pop_wakes_on_push(broker: Arc<dyn Broker>) {
         pusher.push(&pushed, &["late".into()]).await.unwrap();
     });
     let got = popper.pop(std::slice::from_ref(&list), Duration::from_secs(5)).await.unwrap();
-    assert_eq!(got.map(|p| p.uuid).as_deref(), Some("late"));
+    assert_eq!(got.map(|p| p.item.uuid).as_deref(), Some("late"));
 }
 
 async fn several_lists_are_served_in_turn(broker: Arc<dyn Broker>) {
@@ -131,7 +132,7 @@ async fn several_lists_are_served_in_turn(broker: Arc<dyn Broker>) {
     let lists = [busy.clone(), quiet.clone()];
     let mut order = Vec::new();
     for _ in 0..3 {
-        order.push(popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap().list);
+        order.push(popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap().item.list);
     }
     assert!(order.contains(&quiet), "the quiet list starved: {order:?}");
 }
@@ -319,7 +320,7 @@ async fn a_dead_workers_items_return_to_the_head_in_order(broker: Arc<dyn Broker
     }
     let mut live_popper = broker.popper(&live).await.unwrap();
     broker.heartbeat(&live, &lists, 30).await.unwrap();
-    let held = live_popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    let held = live_popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap().item;
     assert_eq!(held.uuid, "c");
     // The dead worker's heartbeat lapses; only its items come back, oldest first.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -360,6 +361,110 @@ async fn a_worker_whose_heartbeat_is_back_keeps_its_items(broker: Arc<dyn Broker
         assert_eq!(broker.reclaim_worker(&worker).await.unwrap(), 1);
         assert_eq!(broker.range(&list).await.unwrap(), ["a"]);
     }
+}
+
+async fn a_pop_reads_the_document_with_the_item(broker: Arc<dyn Broker>) {
+    let (list, worker) = (unique("in"), unique("w"));
+    let (stored, missing) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let doc = format!(r#"{{"uuid":"{stored}","vcon":"0.3.0"}}"#);
+    broker.put_vcon(&stored, &doc, Ttl::Secs(600)).await.unwrap();
+    broker.push(&list, &[stored.clone(), missing.clone()]).await.unwrap();
+    let mut popper = broker.popper(&worker).await.unwrap();
+    let lists = [list.clone()];
+    let first = popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    let second = popper.pop(&lists, Duration::from_secs(1)).await.unwrap().unwrap();
+    assert_eq!((first.item.uuid.as_str(), second.item.uuid.as_str()), (stored.as_str(), missing.as_str()));
+    match (&first.prefetched, &second.prefetched) {
+        // A cluster keeps the document in another slot: the worker reads it.
+        (None, None) => assert!(broker.backend() == "redis", "only a cluster pops without reading"),
+        (Some(first), Some(second)) => {
+            let read: serde_json::Value =
+                serde_json::from_str(first.document.clone().unwrap().unwrap().as_str()).unwrap();
+            assert_eq!(read, serde_json::from_str::<serde_json::Value>(&doc).unwrap());
+            assert_eq!(second.document, Some(None), "no document: said so, not left unread");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(broker.range(&processing_list(&list, &worker)).await.unwrap(), [stored, missing]);
+}
+
+async fn finish_writes_every_step_then_acks(broker: Arc<dyn Broker>) {
+    let (list, worker) = (unique("in"), unique("w"));
+    let (egress, routed) = (unique("egress"), unique("routed"));
+    let (uuid, successor) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    broker.put_vcon(&uuid, r#"{"v":1}"#, Ttl::Secs(0)).await.unwrap();
+    broker.push(&list, std::slice::from_ref(&uuid)).await.unwrap();
+    let mut popper = broker.popper(&worker).await.unwrap();
+    let taken = popper.pop(std::slice::from_ref(&list), Duration::from_secs(1)).await.unwrap().unwrap();
+    let term = format!("tel:+1{}", &successor[..8]);
+    let mut finish = Finish::default();
+    finish
+        .push(FinishStep::Write { uuid: uuid.clone(), json: r#"{"v":2}"#.into(), ttl: Ttl::Keep })
+        .push(FinishStep::Write { uuid: successor.clone(), json: r#"{"v":3}"#.into(), ttl: Ttl::Secs(0) })
+        .push(FinishStep::Index {
+            uuid: successor.clone(),
+            score: 1_999_999_999.0,
+            terms: vec![term.clone()],
+            terms_ttl_secs: 600,
+        })
+        .push(FinishStep::Expire { uuid: uuid.clone(), secs: 600 })
+        .push(FinishStep::TraceContext {
+            list: egress.clone(),
+            uuid: uuid.clone(),
+            context_json: r#"{"t":1}"#.into(),
+            ttl_secs: 60,
+        })
+        .push(FinishStep::Push { list: egress.clone(), uuid: uuid.clone() })
+        .push(FinishStep::Push { list: routed.clone(), uuid: uuid.clone() })
+        .push(FinishStep::Push { list: egress.clone(), uuid: successor.clone() });
+    broker.finish(&worker, &taken.item, &finish).await.unwrap();
+    let json = |text: Option<String>| serde_json::from_str::<serde_json::Value>(&text.unwrap()).unwrap();
+    assert_eq!(json(broker.get_vcon(&uuid).await.unwrap()), serde_json::json!({"v": 2}));
+    assert_eq!(json(broker.get_vcon(&successor).await.unwrap()), serde_json::json!({"v": 3}));
+    assert_eq!(broker.range(&egress).await.unwrap(), [uuid.clone(), successor.clone()], "pushed in order");
+    assert_eq!(broker.range(&routed).await.unwrap(), [uuid.clone()]);
+    assert_eq!(broker.len(&processing_list(&list, &worker)).await.unwrap(), 0, "acked");
+    assert_eq!(broker.pop_trace_context(&egress, &uuid).await.unwrap().as_deref(), Some(r#"{"t":1}"#));
+    assert_eq!(broker.search(std::slice::from_ref(&term)).await.unwrap(), [successor.clone()]);
+    assert!(broker.list_vcons(Some(1_999_999_999.0), None, 0, 10).await.unwrap().contains(&successor));
+    // An empty wrap-up is just the ack.
+    broker.push(&list, std::slice::from_ref(&uuid)).await.unwrap();
+    let again = popper.pop(std::slice::from_ref(&list), Duration::from_secs(1)).await.unwrap().unwrap();
+    broker.finish(&worker, &again.item, &Finish::default()).await.unwrap();
+    assert_eq!(broker.len(&processing_list(&list, &worker)).await.unwrap(), 0);
+    for key in [&egress, &routed] {
+        broker.pop_front_many(key, 10).await.unwrap();
+    }
+}
+
+async fn a_finish_that_fails_midway_leaves_the_item_held(broker: Arc<dyn Broker>) {
+    let (list, worker) = (unique("in"), unique("w"));
+    let uuid = uuid::Uuid::new_v4().to_string();
+    // On Redis a list named like a document key is that string: pushing to it fails.
+    let not_a_list_id = uuid::Uuid::new_v4().to_string();
+    broker.put_vcon(&not_a_list_id, "{}", Ttl::Secs(600)).await.unwrap();
+    let not_a_list = format!("vcon:{not_a_list_id}");
+    broker.push(&list, std::slice::from_ref(&uuid)).await.unwrap();
+    let mut popper = broker.popper(&worker).await.unwrap();
+    let taken = popper.pop(std::slice::from_ref(&list), Duration::from_secs(1)).await.unwrap().unwrap();
+    let egress = unique("egress");
+    let mut finish = Finish::default();
+    finish
+        .push(FinishStep::Push { list: egress.clone(), uuid: uuid.clone() })
+        .push(FinishStep::Push { list: not_a_list.clone(), uuid: uuid.clone() });
+    let result = broker.finish(&worker, &taken.item, &finish).await;
+    if broker.backend() == "embedded" {
+        // Lists and documents never share a name there: nothing to fail.
+        result.unwrap();
+        return;
+    }
+    assert!(result.is_err(), "pushing to a string must fail");
+    assert_eq!(
+        broker.range(&processing_list(&list, &worker)).await.unwrap(),
+        [uuid.clone()],
+        "not acked: it runs again"
+    );
+    broker.pop_front_many(&egress, 10).await.unwrap();
 }
 
 macro_rules! both_backends {
@@ -412,4 +517,7 @@ both_backends!(
     link_cache_entries_are_kept_replaced_and_expire,
     link_cache_namespaces_never_share_an_entry,
     link_cache_quota_refuses_writes_past_it_and_replacing_gives_bytes_back,
+    a_pop_reads_the_document_with_the_item,
+    finish_writes_every_step_then_acks,
+    a_finish_that_fails_midway_leaves_the_item_held,
 );

@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conserver_config::{AllowedHost, Config, LinkDef, StorageDef, StorageFailure};
-use conserver_runtime::{Grants, LoadedLink, LoadedTracer, Runtime};
+use conserver_runtime::{Grants, LoadedLink, Runtime};
 use conserver_storage::Storage;
 
 use crate::PipelineError;
+use crate::runner::{LinkRunner, TraceRunner};
 
 /// One link of a chain: the loaded component and its options as JSON.
 #[derive(Clone)]
 pub struct LinkStep {
-    /// The loaded component.
-    pub link: LoadedLink,
+    /// The link (the loaded component, or any [`LinkRunner`]).
+    pub link: Arc<dyn LinkRunner>,
     /// The options object handed to every call.
     pub options_json: Arc<str>,
     /// Lists the link may route to: every chain's ingress and egress lists, the
@@ -27,8 +28,8 @@ pub struct LinkStep {
 /// A tracer as a chain runs it.
 #[derive(Clone)]
 pub struct TracerStep {
-    /// The loaded component.
-    pub tracer: LoadedTracer,
+    /// The tracer (the loaded component, or any [`TraceRunner`]).
+    pub tracer: Arc<dyn TraceRunner>,
     /// Its options as a JSON object.
     pub options_json: Arc<str>,
     /// `options.dlq_vcon_on_error`: a failing tracer dead-letters the vCon
@@ -165,6 +166,7 @@ impl Snapshot {
                 .map_err(|e| tracer_error(e.to_string()))?;
             let options = def.options.clone().filter(|o| !o.is_null()).unwrap_or_else(|| serde_json::json!({}));
             let dlq_on_error = truthy(options.get("dlq_vcon_on_error"));
+            let tracer: Arc<dyn TraceRunner> = Arc::new(tracer);
             tracers.push((name, TracerStep { tracer, options_json: Arc::from(options.to_string()), dlq_on_error }));
         }
         let known_lists: Vec<String> = config
@@ -194,7 +196,7 @@ impl Snapshot {
                 allowed_routes.extend(def.allowed_routes.iter().cloned());
                 collect_strings(&options, &mut allowed_routes);
                 links.push(LinkStep {
-                    link,
+                    link: Arc::new(link),
                     options_json: Arc::from(options.to_string()),
                     allowed_routes: Arc::new(allowed_routes),
                 });

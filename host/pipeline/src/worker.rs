@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conserver_broker::{Broker, Popped, Popper};
+use conserver_broker::{Broker, Popped, Popper, Taken};
+use conserver_vcons::{StoreSettings, VconStore};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -124,10 +125,18 @@ impl Workers {
         let ids: Vec<String> = (1..=count).map(worker_id).collect();
         let mut heartbeats = Vec::new();
         let broker_failures = Arc::new(FailureCounts::default());
+        let store = VconStore::new(
+            broker.clone(),
+            StoreSettings {
+                vcon_expiry_secs: settings.options.vcon_expiry_secs,
+                index_expiry_secs: settings.options.index_expiry_secs,
+            },
+        );
         for id in &ids {
             let worker = Worker {
                 id: id.clone(),
                 broker: broker.clone(),
+                store: store.clone(),
                 snapshots: snapshots.clone(),
                 settings: settings.clone(),
                 shutdown: shutdown.clone(),
@@ -154,6 +163,8 @@ impl Workers {
 struct Worker {
     id: String,
     broker: Arc<dyn Broker>,
+    /// The vCon store over `broker` (loads and the wrap-up).
+    store: VconStore,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     settings: WorkerSettings,
     shutdown: CancellationToken,
@@ -427,7 +438,8 @@ impl Worker {
                 () = self.shutdown.cancelled() => break,
             };
             match popped {
-                Ok(Some(item)) => {
+                Ok(Some(taken)) => {
+                    let item = taken.item.clone();
                     failures = 0;
                     self.hold(&item);
                     conserver_core::metrics::record_received(&item.list);
@@ -448,7 +460,7 @@ impl Worker {
                     let worker = self.clone();
                     let hard_stop = hard_stop.clone();
                     tasks.spawn(async move {
-                        worker.handle(chain, &item, hard_stop).await;
+                        worker.handle(chain, &taken, hard_stop).await;
                         worker.release(&item);
                         drop(permit);
                     });
@@ -523,8 +535,11 @@ impl Worker {
         }
     }
 
-    async fn handle(&self, chain: Arc<ChainPlan>, item: &Popped, hard_stop: CancellationToken) {
-        let producer = if conserver_core::trace_context::enabled() {
+    async fn handle(&self, chain: Arc<ChainPlan>, taken: &Taken, hard_stop: CancellationToken) {
+        let item = &taken.item;
+        let producer = if let Some(prefetched) = &taken.prefetched {
+            prefetched.trace_context.clone()
+        } else if conserver_core::trace_context::enabled() {
             self.broker.pop_trace_context(&item.list, &item.uuid).await.unwrap_or_else(|error| {
                 tracing::debug!(vcon_uuid = %item.uuid, %error, "cannot read the producer's trace context");
                 None
@@ -533,15 +548,17 @@ impl Worker {
             None
         };
         let span = crate::spans::chain_span(&chain.name, &item.uuid, &item.list, producer.as_deref());
-        let work = process_vcon(self.broker.as_ref(), &chain, item, self.settings.options).instrument(span.clone());
+        let work = process_vcon(&self.store, &chain, &self.id, taken, self.settings.options).instrument(span.clone());
         tokio::select! {
             result = work => match result {
                 Ok(outcome) => {
-                    if let Outcome::Completed = outcome {
-                        tracing::debug!(parent: &span, "vCon processed");
-                    }
                     self.broker_failures.forget(item);
-                    self.settle(item, Settle::Ack, &hard_stop).await;
+                    match outcome {
+                        Outcome::Completed => tracing::debug!(parent: &span, "vCon processed"),
+                        Outcome::Halted { .. } => {}
+                        // The wrap-up acked the others; a dead-lettered one is acked here.
+                        Outcome::DeadLettered(_) => self.settle(item, Settle::Ack, &hard_stop).await,
+                    }
                 }
                 Err(error) => {
                     let tally = self.broker_failures.record(item, broker_failures::is_lasting(&error));
