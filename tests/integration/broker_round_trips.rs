@@ -69,6 +69,7 @@ async fn a_processed_vcon_costs_redis_two_round_trips() {
     let by_command = counter.join().unwrap();
     let total: usize = by_command.values().sum();
     let bound = VCONS * PER_VCON + SLACK;
+    eprintln!("{total} commands for {VCONS} vCons: {by_command:?}");
     assert!(
         total <= bound,
         "{total} commands for {VCONS} vCons (bound {bound}: {PER_VCON} per vCon + {SLACK}): {by_command:?}"

@@ -238,6 +238,12 @@ pub(crate) async fn pop(
     Ok(Some(Taken { item, prefetched: Some(Prefetched { document, trace_context }) }))
 }
 
+/// Whether `error` is the server refusing scripts themselves (an ACL without
+/// `@scripting`, a service without Lua) rather than a command inside one failing.
+pub(crate) fn is_refusal(error: &redis::RedisError) -> bool {
+    error.code() == Some("NOPERM") || error.to_string().to_ascii_lowercase().contains("unknown command")
+}
+
 fn malformed() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "unexpected reply from the pop script"))
 }

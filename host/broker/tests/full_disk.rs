@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use conserver_broker::{Broker, EmbeddedBroker, Ttl};
+use conserver_broker::{Broker, EmbeddedBroker, Queues, Ttl, VconDocuments};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
 struct Tmpfs {

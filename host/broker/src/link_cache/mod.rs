@@ -23,6 +23,9 @@
 
 pub(crate) mod redis;
 pub(crate) mod sqlite;
+mod store;
+
+pub use store::LinkCacheStore;
 
 /// What an entry counts against its namespace besides its key and value.
 pub const CACHE_ENTRY_OVERHEAD_BYTES: u64 = 64;

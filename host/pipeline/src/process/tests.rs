@@ -3,14 +3,14 @@
 //! directives, storage failure policies, tracer failures, and the
 //! at-least-once order (nothing is acked unless the whole wrap-up is written).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cloned_ref_to_slice_refs)] // tests fail loudly on purpose
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use conserver_broker::{Broker, EmbeddedBroker, Popper, Taken, Ttl, dlq_list, processing_list};
+use conserver_broker::{Broker, EmbeddedBroker, Taken, Ttl, dlq_list, processing_list};
 use conserver_config::StorageFailure;
 use conserver_runtime::{Action, CallContext, Directive, LinkFailure, LinkOutcome, TracePoint};
 use conserver_storage::{Storage, StorageError};
