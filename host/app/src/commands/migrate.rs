@@ -7,7 +7,7 @@
 //! again. The exit status says whether every key converted.
 
 use anyhow::{Result, bail};
-use conserver_broker::{Broker, Conversion, DocumentForm};
+use conserver_broker::{Conversion, DocumentForm, VconDocuments};
 use conserver_config::{BrokerChoice, Settings};
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
