@@ -25,15 +25,14 @@ for k = 1, #KEYS, 2 do
   local uuid = redis.call('LMOVE', KEYS[k], KEYS[k + 1], 'LEFT', 'RIGHT')
   if uuid then
     local key = 'vcon:' .. uuid
-    local kind = redis.call('TYPE', key).ok
-    local state, doc = 'other', false
-    if kind == 'none' then
+    local state, doc = 'doc', redis.pcall('GET', key)
+    if type(doc) == 'table' and doc.err then
+      -- Not a string: RedisJSON (the Python server's form on Redis Stack),
+      -- else a form the worker reads itself.
+      doc = redis.pcall('JSON.GET', key, '.')
+      if type(doc) ~= 'string' or not string.match(doc, '^%s*{') then state, doc = 'other', false end
+    elseif not doc then
       state = 'none'
-    elseif kind == 'string' then
-      state, doc = 'doc', redis.call('GET', key)
-    elseif kind == 'ReJSON-RL' then
-      doc = redis.call('JSON.GET', key, '.')
-      if string.match(doc, '^%s*{') then state = 'doc' else doc = false end
     end
     local context = false
     if ARGV[1] == '1' then
