@@ -23,7 +23,7 @@ const SLACK: usize = 150;
 async fn a_processed_vcon_costs_redis_two_round_trips() {
     let (_redis, port) = own_redis(&[]);
     let url = format!("redis://127.0.0.1:{port}");
-    let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut conn = crate::support::patient_redis(&url).await;
     let (ingress, egress) = (unique("trips-in"), unique("trips-out"));
     let mut uuids = Vec::with_capacity(VCONS);
     for _ in 0..VCONS {

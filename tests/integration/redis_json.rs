@@ -13,8 +13,7 @@ use serde_json::Value;
 use crate::support::{Backend, Server, binary, fresh_vcon, output_within, redis_stack, tag_chain, unique};
 
 async fn connect(port: u16) -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
+    crate::support::patient_redis(&format!("redis://127.0.0.1:{port}")).await
 }
 
 /// Store `vcon` at `vcon:{uuid}` as the Python server does on Redis Stack.

@@ -341,6 +341,15 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A test's own connection to the Redis (or stand-in) at `url` that waits up to
+/// 10 s for an answer: redis-rs's default (0.5 s) is too short for the Python
+/// stand-in on a loaded 2-core machine.
+pub async fn patient_redis(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    let client = redis::Client::open(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    client.get_multiplexed_async_connection_with_config(&config).await.unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 /// A `redis-server` of the test's own on a free loopback port, without
 /// persistence, with `extra` arguments; waits until it accepts connections.
 pub fn own_redis(extra: &[&str]) -> (KillOnDrop, u16) {
