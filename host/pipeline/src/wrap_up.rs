@@ -92,12 +92,11 @@ pub(crate) async fn prepare(
 /// stored vCon (no TTL while the chain runs: `settle_ttl` gives it one).
 fn store_successor(finish: &mut Finish, uuid: &str, document: &str, options: ProcessOptions) {
     let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(document).unwrap_or_default();
-    let score = parsed.get("created_at").and_then(conserver_core::epoch_seconds).unwrap_or(0.0);
-    let terms = conserver_core::index_terms(&parsed);
+    let (score, terms) = conserver_vcons::index_entry(&parsed);
     finish.push(FinishStep::Write { uuid: uuid.to_string(), json: document.to_string(), ttl: Ttl::Secs(0) });
     finish.push(FinishStep::Index {
         uuid: uuid.to_string(),
-        score: score.floor(),
+        score: score.unwrap_or(0.0),
         terms,
         terms_ttl_secs: options.index_expiry_secs,
     });

@@ -157,12 +157,10 @@ impl VconStore {
         document: &Map<String, Value>,
         ttl: Ttl,
     ) -> Result<(), BrokerError> {
-        let Some(score) = document.get("created_at").and_then(epoch_seconds) else {
+        let (Some(score), terms) = index_entry(document) else {
             return self.broker.put_vcon(uuid, json, ttl).await;
         };
-        let terms = index_terms(document);
-        let previous =
-            self.broker.store_vcon(uuid, json, ttl, score.floor(), &terms, self.settings.index_expiry_secs).await?;
+        let previous = self.broker.store_vcon(uuid, json, ttl, score, &terms, self.settings.index_expiry_secs).await?;
         self.drop_stale_terms(uuid, previous.as_deref(), &terms).await
     }
 
@@ -175,6 +173,12 @@ impl VconStore {
         }
         self.broker.unindex_vcon(uuid, &stale).await
     }
+}
+
+/// A document's place in the vCon list (`created_at` in whole epoch seconds,
+/// when it has a readable one) and its party search terms.
+pub fn index_entry(document: &Map<String, Value>) -> (Option<f64>, Vec<String>) {
+    (document.get("created_at").and_then(epoch_seconds).map(f64::floor), index_terms(document))
 }
 
 /// The party search terms of a stored document (none for signed/encrypted forms).

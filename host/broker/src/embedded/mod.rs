@@ -164,36 +164,15 @@ impl EmbeddedBroker {
 
     /// Move the head of `list` to the tail of `processing`, in one statement.
     async fn move_head(&self, list: &str, processing: &str) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "UPDATE list_items
-                SET list = ?1, pos = (SELECT COALESCE(MAX(pos), 0) + 1 FROM list_items WHERE list = ?1)
-              WHERE id = (SELECT id FROM list_items WHERE list = ?2 ORDER BY pos LIMIT 1)
-          RETURNING item",
-        )
-        .bind(processing)
-        .bind(list)
-        .fetch_optional(&self.writer)
-        .await
-        .op("move to processing")?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
+        let mut conn = self.writer.acquire().await.op("acquire")?;
+        move_head_in(&mut conn, list, processing).await
     }
 
     /// Move the head of `list` to the tail of `processing` and read its
     /// document, in one transaction (the trace context is in memory).
     async fn take_head(&self, list: &str, processing: &str) -> Result<Option<Taken>> {
         let mut tx = self.writer.begin().await.op("begin pop")?;
-        let row = sqlx::query(
-            "UPDATE list_items
-                SET list = ?1, pos = (SELECT COALESCE(MAX(pos), 0) + 1 FROM list_items WHERE list = ?1)
-              WHERE id = (SELECT id FROM list_items WHERE list = ?2 ORDER BY pos LIMIT 1)
-          RETURNING item",
-        )
-        .bind(processing)
-        .bind(list)
-        .fetch_optional(&mut *tx)
-        .await
-        .op("move to processing")?;
-        let Some(uuid) = row.map(|r| r.get::<String, _>(0)) else {
+        let Some(uuid) = move_head_in(&mut tx, list, processing).await? else {
             tx.rollback().await.op("end pop")?;
             return Ok(None);
         };
@@ -372,6 +351,23 @@ async fn index_in(
             .op("expire party term")?;
     }
     Ok(())
+}
+
+/// Move the head of `list` to the tail of `processing`, in one statement (inside
+/// the caller's transaction or connection); the item moved.
+async fn move_head_in(conn: &mut sqlx::SqliteConnection, list: &str, processing: &str) -> Result<Option<String>> {
+    let row = sqlx::query(
+        "UPDATE list_items
+            SET list = ?1, pos = (SELECT COALESCE(MAX(pos), 0) + 1 FROM list_items WHERE list = ?1)
+          WHERE id = (SELECT id FROM list_items WHERE list = ?2 ORDER BY pos LIMIT 1)
+      RETURNING item",
+    )
+    .bind(processing)
+    .bind(list)
+    .fetch_optional(&mut *conn)
+    .await
+    .op("move to processing")?;
+    Ok(row.map(|r| r.get::<String, _>(0)))
 }
 
 /// Append `uuid` to the tail of `list` (inside the caller's transaction).

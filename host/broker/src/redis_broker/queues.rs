@@ -220,6 +220,18 @@ struct RedisPopper {
 }
 
 impl RedisPopper {
+    /// Nothing anywhere: back off from 1 ms up to 50 ms while idle, never past
+    /// `deadline`; false once it has passed.
+    async fn idle_until(&mut self, deadline: tokio::time::Instant) -> bool {
+        self.idle = (self.idle * 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        tokio::time::sleep(self.idle.min(deadline - now)).await;
+        true
+    }
+
     /// One non-blocking try of every list (from the round-robin position) with
     /// the pop script. A failure that is not Redis being unavailable for now
     /// turns the script off for this popper; it is returned either way, so the
@@ -262,13 +274,9 @@ impl Popper for RedisPopper {
                 // One list: wait for it with `BLMOVE` below.
                 break;
             }
-            // Nothing anywhere: back off from 1 ms up to 50 ms while idle.
-            self.idle = (self.idle * 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
+            if !self.idle_until(deadline).await {
                 return Ok(None);
             }
-            tokio::time::sleep(self.idle.min(deadline - now)).await;
         }
         if let [list] = lists {
             let block = wait.min(MAX_BLOCK).as_secs_f64().max(0.01);
@@ -300,13 +308,9 @@ impl Popper for RedisPopper {
                     return Ok(Some(Popped { list: list.clone(), uuid }.into()));
                 }
             }
-            // Nothing anywhere: back off from 1 ms up to 50 ms while idle.
-            self.idle = (self.idle * 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
+            if !self.idle_until(deadline).await {
                 return Ok(None);
             }
-            tokio::time::sleep(self.idle.min(deadline - now)).await;
         }
     }
 }
