@@ -25,6 +25,7 @@ mod llm_links;
 mod outbound_links;
 mod poison;
 mod redis_json;
+mod refused_scripts;
 mod reload;
 mod sandbox;
 mod scitt;
